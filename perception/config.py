@@ -1,0 +1,235 @@
+"""Typed configuration: defaults in dataclasses, YAML overrides, command-line overrides.
+
+``load_config(path, overrides)`` reads a YAML file with ``yaml.safe_load`` and merges it over the defaults.
+An unknown key or a value of the wrong type raises ``ConfigError`` naming the dotted key path, the expected
+type and what was given. Overrides are ``"section.key=value"`` strings whose values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or invalid; the message names the key path."""
+
+
+@dataclass
+class SourceConfig:
+    """Where frames come from. ``uri`` forms: a video path, ``camera:0`` or ``/dev/videoN``, ``rtsp://``/``http://``
+    URLs, an image folder, a rosbag2 folder, or ``synthetic`` (seeded moving-object scene)."""
+
+    uri: str = "synthetic"
+    loop: bool = False
+    rate_hz: float = 0.0  # 0: the source's own rate
+    width: int = 640  # synthetic scene size
+    height: int = 480
+    num_frames: int = 300  # synthetic scene length
+    seed: int = 0
+    backend: str = "pyav"  # video files: pyav | decord | opencv
+    frame_id: str = "camera_optical_frame"
+
+
+@dataclass
+class EncoderConfig:
+    """Which encoder to build (by registry name) and where its weights come from."""
+
+    name: str = "dualstream_s"
+    checkpoint: str = ""  # safetensors path; empty: the shipped default if present, else random init
+    global_every: int = 4  # run the global stream on every N-th frame (keyframes); 1 = every frame
+    global_scale: float = 0.5  # input scale of the global stream relative to the frame
+    input_width: int = 640  # frames are resized to this before encoding (keeps aspect via height)
+    input_height: int = 480
+
+
+@dataclass
+class DetectorConfig:
+    """Class-agnostic object discovery and tracking."""
+
+    method: str = "discovery"
+    score_threshold: float = 0.3
+    nms_iou: float = 0.5
+    min_area: int = 64
+    max_detections: int = 50
+    motion_weight: float = 0.5
+    track_iou: float = 0.3
+    track_max_misses: int = 5
+
+
+@dataclass
+class RuntimeConfig:
+    """Device, precision and hand-off settings of the pipeline."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    threads: int = 0  # torch intra-op threads; 0 = library default
+    publish_features: bool = True
+    publish_pca: bool = True
+    publish_debug: bool = True
+
+
+@dataclass
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _check_value(path: str, tp: Any, value: Any) -> Any:
+    """Return ``value`` converted to ``tp`` or raise ConfigError naming ``path``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in typing.get_args(tp):
+            if arm is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_value(path, arm, value)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{path}: expected {tp}, got {type(value).__name__} {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        items = [_check_value(f"{path}[{i}]", inner, v) for i, v in enumerate(value)]
+        return list(items) if origin is list else tuple(items)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected bool, got {type(value).__name__} {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected int, got {type(value).__name__} {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path}: expected float, got {type(value).__name__} {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected str, got {type(value).__name__} {value!r}")
+    if _is_dataclass_type(tp):
+        return _merge(tp(), value, path)
+    return value
+
+
+def _merge(obj: Any, data: Any, path: str = "") -> Any:
+    """Merge a mapping into a dataclass instance, returning a new instance."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or '<root>'}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    updates = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"unknown config key '{key_path}' (known keys here: {known})")
+        tp = hints[key]
+        if _is_dataclass_type(tp):
+            updates[key] = _merge(getattr(obj, key), value, key_path)
+        else:
+            updates[key] = _check_value(key_path, tp, value)
+    return dataclasses.replace(obj, **updates)
+
+
+def parse_override(text: str) -> dict:
+    """``"a.b.c=value"`` -> ``{"a": {"b": {"c": parsed}}}`` with the value parsed as a YAML scalar."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}': expected KEY=VALUE, for example encoder.global_every=2")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{text}': empty key")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    out: dict = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _deep_update(base: dict, extra: Mapping) -> dict:
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file with ``safe_load``; errors name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML (safe loading): {exc}") from exc
+
+
+def load_config(
+    source: str | Path | Mapping | None = None,
+    overrides: Sequence[str] = (),
+    cls: type = Config,
+) -> Any:
+    """Build a config of type ``cls`` from its defaults, a YAML file or mapping, then ``KEY=VALUE`` overrides."""
+    data: dict = {}
+    if isinstance(source, Mapping):
+        data = dict(source)
+    elif source is not None and str(source) != "":
+        loaded = read_yaml(source)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"config file {source}: top level must be a mapping, got {type(loaded).__name__}")
+        data = dict(loaded)
+    for text in overrides:
+        _deep_update(data, parse_override(text))
+    return _merge(cls(), data)
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically) so that a run can be reproduced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    tmp.replace(path)
+
+
+def config_json(cfg: Any) -> str:
+    return json.dumps(config_to_dict(cfg), sort_keys=True)
