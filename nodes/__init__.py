@@ -1,0 +1,4 @@
+"""dualstream_perception ROS 2 nodes: thin rclpy adapters around the ``perception`` core.
+
+Installed as the ``dualstream_perception`` import package (the repository folder is ``nodes/``).
+"""
