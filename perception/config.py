@@ -36,6 +36,13 @@ class SourceConfig:
     seed: int = 0
     backend: str = "pyav"  # video files: pyav | decord | opencv
     frame_id: str = "camera_optical_frame"
+    topic: str = ""  # bags: image topic; empty: the first image topic
+    pattern: str = "*"  # image folders: glob of the files to read
+    folder_fps: float = 30.0  # image folders: nominal rate for stamps
+    timeout_s: float = 5.0  # network streams: open and read timeout
+    rtsp_transport: str = "tcp"  # network streams: tcp | udp | udp_multicast | http
+    reconnect_attempts: int = 3  # cameras: reopen attempts after a failed read
+    reconnect_backoff_s: float = 0.5  # cameras: first reopen delay, doubled on each attempt
 
 
 @dataclass
@@ -62,6 +69,13 @@ class DetectorConfig:
     motion_weight: float = 0.5
     track_iou: float = 0.3
     track_max_misses: int = 5
+    track_feature_weight: float = 0.3  # weight of appearance similarity against box IoU in association
+    min_cells: int = 2  # smallest component, in stride-8 cells
+    motion_scale: float = 0.5  # resolution of the motion analysis relative to the frame
+    motion_threshold: float = 3.0  # frame difference counts as motion above this many times the noise level
+    saliency_components: int = 8  # principal components of the feature model used for saliency
+    saliency_momentum: float = 0.9  # weight of past frames in the running feature statistics
+    group_similarity: float = 0.0  # neighbour cells join only above this feature cosine similarity (-1: always)
 
 
 @dataclass
@@ -224,11 +238,9 @@ def config_to_dict(cfg: Any) -> dict:
 
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically) so that a run can be reproduced."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    tmp.replace(path)
+    from perception.io.atomic import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 def config_json(cfg: Any) -> str:

@@ -1,0 +1,117 @@
+"""camera_node: publishes ``image_raw`` (sensor_msgs/Image) and ``camera_info`` from any frame source.
+
+Sources: video files, camera devices, network streams, image folders, rosbag2 folders, the synthetic scene
+(``source.uri``). Frames go out at the source's rate or ``source.rate_hz``, optionally looping, stamped with the node
+clock, so ``use_sim_time`` gives simulated stamps. Topic names are relative: namespaces and remapping work.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from dualstream_perception.conversions import rgb_to_compressed, rgb_to_image
+from dualstream_perception.node_config import CameraNodeConfig
+from dualstream_perception.params import ConfigParameters
+from dualstream_perception.qos import image_qos
+from perception.io.atomic import write_json
+from perception.io.factory import open_source
+from perception.io.frame import SourceError
+from perception.io.pacing import paced
+
+
+class CameraNode(Node):
+    def __init__(self, name: str = "camera_node", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.params = ConfigParameters(self, CameraNodeConfig(), read_only=("source.", "qos.", "encoding"))
+        cfg: CameraNodeConfig = self.params.config
+        qos = image_qos(cfg.qos.reliability, cfg.qos.depth)
+        self.image_pub = self.create_publisher(Image, "image_raw", qos)
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        self.compressed_pub = (self.create_publisher(CompressedImage, "image_raw/compressed", qos)
+                               if cfg.publish_compressed else None)
+        self.published = 0
+        self.finished = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camera_publisher", daemon=True)
+        self._thread.start()
+
+    def _wait_for_subscribers(self, cfg: CameraNodeConfig) -> None:
+        if cfg.wait_for_subscribers <= 0:
+            return
+        deadline = time.monotonic() + cfg.wait_timeout_s
+        while self.image_pub.get_subscription_count() < cfg.wait_for_subscribers and not self._stop.is_set():
+            if time.monotonic() > deadline:
+                self.get_logger().warning(
+                    f"only {self.image_pub.get_subscription_count()} of {cfg.wait_for_subscribers} subscribers after "
+                    f"{cfg.wait_timeout_s:.1f} s; publishing anyway")
+                return
+            time.sleep(0.05)
+        self._stop.wait(cfg.startup_delay_s)
+
+    def _run(self) -> None:
+        cfg: CameraNodeConfig = self.params.config
+        try:
+            source = open_source(cfg.source)
+        except SourceError as exc:
+            self.get_logger().error(f"cannot open source: {exc}")
+            self.finished.set()
+            return
+        self.get_logger().info(f"publishing {source.name} on {self.image_pub.topic_name}")
+        self._wait_for_subscribers(cfg)
+        try:
+            for frame in paced(source, cfg.source.rate_hz or None, loop=cfg.source.loop):
+                if self._stop.is_set() or (cfg.max_frames and self.published >= cfg.max_frames):
+                    break
+                self._publish(frame.image, cfg)
+        except SourceError as exc:
+            self.get_logger().error(f"source failed after {self.published} frames: {exc}")
+        finally:
+            source.close()
+            self.get_logger().info(f"source ended after {self.published} frames")
+            self._write_stats(cfg)
+            self.finished.set()
+
+    def _write_stats(self, cfg: CameraNodeConfig) -> None:
+        if not cfg.stats_path:
+            return
+        write_json(cfg.stats_path, {"published": self.published, "source": cfg.source.uri})
+
+    def _publish(self, image, cfg: CameraNodeConfig) -> None:
+        header = Header(frame_id=cfg.source.frame_id)
+        header.stamp = self.get_clock().now().to_msg()
+        self.image_pub.publish(rgb_to_image(image, header, cfg.encoding))
+        if self.compressed_pub is not None:
+            self.compressed_pub.publish(rgb_to_compressed(image, header))
+        info = CameraInfo(header=header, height=int(image.shape[0]), width=int(image.shape[1]))
+        self.info_pub.publish(info)
+        self.published += 1
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = CameraNode()
+    try:
+        while rclpy.ok() and not (node.finished.is_set() and node.params.config.exit_at_end):
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.get_logger().info(f"published {node.published} frames")
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

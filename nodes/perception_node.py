@@ -1,0 +1,188 @@
+"""perception_node: images in, dense features and detections out, with diagnostics.
+
+Subscribes ``image`` (sensor_msgs/Image) or ``image/compressed`` (``input_transport: compressed``). Publishes, each
+with the input header: ``detections`` (vision_msgs/Detection2DArray), ``features`` (Image ``32FC<C>``, one pixel per
+stride-8 cell), ``features/pca`` (rgb8), ``debug/image`` (rgb8 overlay) and ``/diagnostics``.
+
+The subscription callback only decodes and hands the frame to a latest-only slot; a worker thread runs the core
+``Perceiver`` on the newest frame, so a slow model drops old frames (counted) instead of queueing them. A bad message
+is logged with what was wrong, counted, and skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray
+
+from dualstream_perception.conversions import (compressed_to_rgb, detections_to_msg, features_to_image,
+                                               image_to_rgb, rgb_to_image, stamp_to_ns)
+from dualstream_perception.diagnostics import diagnostic_array
+from dualstream_perception.node_config import PerceptionNodeConfig
+from dualstream_perception.params import ConfigParameters
+from dualstream_perception.qos import image_qos
+from perception.io.atomic import write_json
+from perception.io.frame import Frame
+from perception.io.image_codec import ImageDecodeError
+from perception.runtime.latest import LatestSlot
+from perception.runtime.perceiver import Perceiver
+from perception.runtime.stats import RollingStats
+
+
+class PerceptionNode(Node):
+    def __init__(self, name: str = "perception_node", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.params = ConfigParameters(self, PerceptionNodeConfig(),
+                                       read_only=("encoder.", "qos.", "input_transport", "runtime.device",
+                                                  "runtime.precision", "runtime.threads"),
+                                       on_change=self._apply_config)
+        cfg: PerceptionNodeConfig = self.params.config
+        self.perceiver = Perceiver(cfg)
+        qos = image_qos(cfg.qos.reliability, cfg.qos.depth)
+        self.det_pub = self.create_publisher(Detection2DArray, "detections", qos)
+        self.feat_pub = self.create_publisher(Image, "features", qos)
+        self.pca_pub = self.create_publisher(Image, "features/pca", qos)
+        self.debug_pub = self.create_publisher(Image, "debug/image", qos)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if cfg.input_transport == "compressed":
+            self.sub = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos)
+        elif cfg.input_transport == "raw":
+            self.sub = self.create_subscription(Image, "image", self._on_image, qos)
+        else:
+            raise ValueError(f"input_transport '{cfg.input_transport}': expected 'raw' or 'compressed'")
+        self.slot: LatestSlot = LatestSlot()
+        self.received = 0
+        self.bad = Counter()
+        self.errors = 0
+        self.last_problem = ""
+        self.processing = RollingStats()
+        self.seq = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
+        self._worker.start()
+        self.diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
+        self.get_logger().info(f"listening on {self.sub.topic_name}; encoder {cfg.encoder.name} on "
+                               f"{self.perceiver.device}")
+
+    # -- input -------------------------------------------------------------------------------------------------
+    def _reject(self, kind: str, detail: str) -> None:
+        self.bad[kind] += 1
+        self.last_problem = f"{kind}: {detail}"
+        self.get_logger().warning(f"bad message on {self.sub.topic_name} ({kind}): {detail}",
+                                  throttle_duration_sec=2.0)
+
+    def _accept(self, image, header) -> None:
+        frame = Frame(image=image, stamp_ns=stamp_to_ns(header.stamp), frame_id=header.frame_id, seq=self.seq)
+        self.seq += 1
+        self.slot.put((frame, header, time.monotonic()))
+
+    def _on_image(self, msg: Image) -> None:
+        self.received += 1
+        try:
+            image = image_to_rgb(msg)
+        except ImageDecodeError as exc:
+            self._reject("image", str(exc))
+            return
+        self._accept(image, msg.header)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self.received += 1
+        try:
+            image = compressed_to_rgb(msg)
+        except ImageDecodeError as exc:
+            self._reject("compressed", str(exc))
+            return
+        self._accept(image, msg.header)
+
+    # -- processing ----------------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            item = self.slot.get(timeout=0.1)
+            if item is None:
+                continue
+            frame, header, received_at = item
+            try:
+                result = self.perceiver.process(frame)
+                self._publish(result, header)
+            except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is counted and logged
+                self.errors += 1
+                self.last_problem = f"processing: {type(exc).__name__}: {exc}"
+                self.get_logger().error(f"frame {frame.seq} failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=2.0)
+                continue
+            self.processing.tick((time.monotonic() - received_at) * 1000.0)
+
+    def _publish(self, result, header) -> None:
+        runtime = self.params.config.runtime
+        self.det_pub.publish(detections_to_msg(result.detections, header))
+        if runtime.publish_features and result.features is not None:
+            self.feat_pub.publish(features_to_image(result.features, header))
+        if runtime.publish_pca and result.pca is not None:
+            self.pca_pub.publish(rgb_to_image(result.pca, header))
+        if runtime.publish_debug and result.overlay is not None:
+            self.debug_pub.publish(rgb_to_image(result.overlay, header))
+
+    def _apply_config(self, cfg: PerceptionNodeConfig) -> None:
+        self.perceiver.update_detector(cfg.detector)
+
+    # -- reporting -----------------------------------------------------------------------------------------------
+    def counters(self) -> dict:
+        latency = self.processing.latency_ms()
+        return {
+            "received": self.received,
+            "processed": self.processing.count,
+            "dropped": self.slot.dropped,
+            "bad_messages": sum(self.bad.values()),
+            "processing_errors": self.errors,
+            "rate_hz": self.processing.rate_hz(),
+            "latency_p50_ms": latency["p50"],
+            "latency_p95_ms": latency["p95"],
+            "last_problem": self.last_problem,
+            "device": str(self.perceiver.device),
+        }
+
+    def _publish_diagnostics(self) -> None:
+        values = self.counters()
+        level, message = "OK", "running"
+        if self.errors or self.bad:
+            level, message = "WARN", self.last_problem
+        if self.received and not self.processing.count:
+            level, message = "WARN", "receiving images but nothing processed yet"
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{self.get_name()}: perception",
+                                               self.get_fully_qualified_name(), level, message, values))
+
+    def write_stats(self) -> None:
+        path = self.params.config.stats_path
+        if not path:
+            return
+        write_json(path, self.counters())
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self.slot.close()
+        self._worker.join(timeout=5.0)
+        self.write_stats()
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = PerceptionNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
