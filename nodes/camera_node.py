@@ -22,7 +22,6 @@ from dualstream_perception.params import ConfigParameters
 from dualstream_perception.qos import image_qos
 from perception.io.atomic import write_json
 from perception.io.factory import open_source
-from perception.io.frame import SourceError
 from perception.io.pacing import paced
 
 
@@ -59,8 +58,8 @@ class CameraNode(Node):
         cfg: CameraNodeConfig = self.params.config
         try:
             source = open_source(cfg.source)
-        except SourceError as exc:
-            self.get_logger().error(f"cannot open source: {exc}")
+        except Exception as exc:  # noqa: BLE001 - any failure to open is reported; the node stays up
+            self.get_logger().error(f"cannot open source '{cfg.source.uri}': {exc}")
             self.finished.set()
             return
         self.get_logger().info(f"publishing {source.name} on {self.image_pub.topic_name}")
@@ -70,8 +69,8 @@ class CameraNode(Node):
                 if self._stop.is_set() or (cfg.max_frames and self.published >= cfg.max_frames):
                     break
                 self._publish(frame.image, cfg)
-        except SourceError as exc:
-            self.get_logger().error(f"source failed after {self.published} frames: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a failing source ends publishing with a clear log, not a crash
+            self.get_logger().error(f"source failed after {self.published} frames: {type(exc).__name__}: {exc}")
         finally:
             source.close()
             self.get_logger().info(f"source ended after {self.published} frames")

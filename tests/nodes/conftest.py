@@ -68,10 +68,16 @@ def ros():
     harness.close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, period: float = 0.02) -> bool:
+def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0, period: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
         time.sleep(period)
     return predicate()
+
+
+@pytest.fixture
+def wait_for():
+    """``wait_for(predicate, timeout=10.0) -> bool``: poll until the predicate holds."""
+    return _wait_for
