@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="", help="encoder checkpoint (default: the shipped one)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for the graph")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a perception_node parameter, e.g. encoder.name=dualstream_tiny (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="do not echo the nodes' output")
 
 
@@ -58,6 +60,11 @@ def _processes(args: argparse.Namespace, out: Path, source: str) -> list[Managed
                                             "qos.reliability": "reliable"}
     if args.checkpoint:
         perception_params["encoder.checkpoint"] = args.checkpoint
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"demo: --set '{item}': expected KEY=VALUE")
+        perception_params[key.strip()] = value
     perception = node_command(f"{PKG}.perception_node", "perception_node", namespace="/camera",
                               params=perception_params, remaps={"image": "image_raw"})
     camera = node_command(f"{PKG}.camera_node", "camera_node", namespace="/camera", params={
