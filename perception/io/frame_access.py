@@ -32,7 +32,8 @@ def _decord_available() -> bool:
 def _check_indices(indices: Sequence[int] | np.ndarray, path: Path) -> np.ndarray:
     idx = np.asarray(indices)
     if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-        raise SourceError(f"{path}: frame indices must be a 1-D sequence of integers, got shape {idx.shape} {idx.dtype}")
+        raise SourceError(f"{path}: frame indices must be a 1-D sequence of integers, "
+                          f"got shape {idx.shape} {idx.dtype}")
     if idx.size and idx.min() < 0:
         raise SourceError(f"{path}: frame indices must be >= 0, got {int(idx.min())}")
     return idx.astype(np.int64)

@@ -1,4 +1,8 @@
-"""Small real video clips, image folders and shared-data paths for the frame-source tests."""
+"""Fixtures for the frame-source tests: small real video clips of known colours, shared-data paths.
+
+The suite runs with ``--import-mode=importlib``, so helpers reach the tests as fixtures, never by import;
+``shared_data`` comes from ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,9 @@ import av
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-
 
 def clip_colour(i: int) -> np.ndarray:
-    """The flat RGB colour of frame ``i`` of a test clip: distinct within 24 frames, so order and identity are checkable."""
+    """The flat RGB colour of frame ``i`` of a test clip: distinct within 24 frames, so order is checkable."""
     k = i % 24
     return np.array([20 + 9 * k, 220 - 7 * k, 40 + 100 * (i % 2)], dtype=np.uint8)
 
@@ -35,8 +37,15 @@ def write_clip(path: Path, n: int = 20, width: int = 64, height: int = 48, fps: 
     return path
 
 
+@pytest.fixture(name="clip_colour")
+def clip_colour_fixture() -> Callable[[int], np.ndarray]:
+    return clip_colour
+
+
 @pytest.fixture
 def make_clip(tmp_path: Path) -> Callable[..., Path]:
+    """``make_clip(name="clip.mp4", **write_clip options)`` writes a clip into ``tmp_path``."""
+
     def make(name: str = "clip.mp4", **kwargs) -> Path:
         return write_clip(tmp_path / name, **kwargs)
 
@@ -44,14 +53,13 @@ def make_clip(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+def shared_file(shared_data: Path) -> Callable[[str], Path]:
+    """``shared_file("videos/vtest.avi")``: the path under the shared data, or a skip when that file is absent."""
 
+    def find(rel: str) -> Path:
+        path = shared_data / rel
+        if not path.exists():
+            pytest.skip(f"{path} is absent")
+        return path
 
-def shared_file(shared: Path, rel: str) -> Path:
-    path = shared / rel
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    return path
+    return find

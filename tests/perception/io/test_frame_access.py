@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_file
 
 from perception.io.frame import SourceError
 from perception.io.frame_access import SEEK_AHEAD, read_frames
@@ -54,8 +53,8 @@ def test_missing_file(tmp_path):
 
 
 @pytest.mark.data
-def test_vtest_random_access_matches_sequential(shared_data):
-    path = shared_file(shared_data, "videos/vtest.avi")
+def test_vtest_random_access_matches_sequential(shared_file):
+    path = shared_file("videos/vtest.avi")
     indices = [700, 5, 301, 302, 794]
     got = read_frames(path, indices, backend="pyav")
     wanted = set(indices)

@@ -8,19 +8,20 @@ import logging
 import av
 import numpy as np
 import pytest
-from conftest import clip_colour, shared_file
 
 from perception.io.frame import SourceError
 from perception.io.video import VideoFileSource
 
 
-def colour_error(image: np.ndarray, i: int) -> int:
-    return int(np.abs(image.astype(np.int16) - clip_colour(i).astype(np.int16)).max())
+@pytest.fixture
+def colour_error(clip_colour):
+    """``colour_error(image, i)``: largest channel difference from the colour frame ``i`` was encoded with."""
+    return lambda image, i: int(np.abs(image.astype(np.int16) - clip_colour(i).astype(np.int16)).max())
 
 
 @pytest.mark.parametrize("name,codec,fmt", [("c.mp4", "h264", None), ("c.avi", "mpeg4", None),
                                             ("c.ts", "mpeg4", "mpegts"), ("c.mkv", "h264", None)])
-def test_decodes_every_frame_in_order_with_file_stamps(make_clip, name, codec, fmt):
+def test_decodes_every_frame_in_order_with_file_stamps(make_clip, colour_error, name, codec, fmt):
     path = make_clip(name, codec=codec, fmt=fmt, n=20, fps=10)
     source = VideoFileSource(path, frame_id="cam0_optical_frame")
     assert source.size == (64, 48)
@@ -46,7 +47,7 @@ def test_iterating_again_restarts_from_the_first_frame(make_clip):
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
-def test_loop_continues_seq_and_stamps_across_passes(make_clip):
+def test_loop_continues_seq_and_stamps_across_passes(make_clip, colour_error):
     source = VideoFileSource(make_clip(n=20, fps=10), loop=True)
     frames = list(itertools.islice(source, 45))
     source.close()
@@ -74,7 +75,7 @@ def test_opencv_backend_gives_the_same_frames(make_clip):
     np.testing.assert_allclose([f.stamp_ns for f in ocv], [f.stamp_ns for f in pyav], atol=1_000_000)
 
 
-def test_decord_backend_missing_is_a_clear_error(make_clip):
+def test_decord_backend_missing_is_a_clear_error(make_clip, colour_error):
     try:
         import decord  # noqa: F401
     except ImportError:
@@ -115,7 +116,7 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
         VideoFileSource(path)
 
 
-def test_truncated_body_yields_the_frames_it_has_then_warns(make_clip, tmp_path, caplog):
+def test_truncated_body_yields_the_frames_it_has_then_warns(make_clip, colour_error, tmp_path, caplog):
     full = make_clip("full.avi", codec="mpeg4", n=60, width=96, height=64)
     cut = tmp_path / "cut.avi"
     cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
@@ -135,8 +136,8 @@ def test_truncated_header_is_an_error_naming_the_file(make_clip, tmp_path):
 
 
 @pytest.mark.data
-def test_vtest_avi_has_795_frames_of_768x576(shared_data):
-    path = shared_file(shared_data, "videos/vtest.avi")
+def test_vtest_avi_has_795_frames_of_768x576(shared_file):
+    path = shared_file("videos/vtest.avi")
     source = VideoFileSource(path)
     assert source.size == (768, 576) and source.num_frames == 795 and source.fps == pytest.approx(10.0)
     count, last_stamp, mean_first = 0, -1, None
