@@ -111,7 +111,8 @@ def decode_frames(container: av.container.InputContainer, stream: av.video.strea
             return
         except (av.FFmpegError, EOFError, OSError) as exc:
             if strict:
-                raise SourceError(f"{what}: reading failed ({exc})") from exc
+                reason = "no data within the read timeout" if isinstance(exc, av.error.ExitError) else str(exc)
+                raise SourceError(f"{what}: reading failed ({reason})") from exc
             log.warning("%s: stopped reading at a damaged or truncated part (%s)", what, exc)
             yield from _drain(stream)
             return

@@ -118,8 +118,10 @@ class CameraSource:
         if not ok or bgr is None or bgr.size == 0:
             return None
         if bgr.ndim == 2:
-            return np.ascontiguousarray(np.repeat(bgr[:, :, None], 3, axis=2))
-        return np.ascontiguousarray(bgr[:, :, 2::-1])
+            return cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
+        if bgr.shape[2] == 4:
+            return cv2.cvtColor(bgr, cv2.COLOR_BGRA2RGB)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # much faster than copying a reversed-channel view
 
     def __iter__(self) -> Iterator[Frame]:
         self._closed = False

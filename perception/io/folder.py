@@ -34,7 +34,7 @@ def read_rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise SourceError(f"{path}: cannot read as an image (corrupt or unsupported file)")
-    return np.ascontiguousarray(image[:, :, ::-1])
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # much faster than copying a reversed-channel view
 
 
 class ImageFolderSource:

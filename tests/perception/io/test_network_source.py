@@ -100,6 +100,37 @@ def test_server_that_never_answers_fails_within_the_timeout(silent_port, scheme)
     assert 0.4 < waited < 2.5
 
 
+def test_stream_that_stalls_mid_way_raises_after_the_timeout(make_clip):
+    """A server that sends half a stream and then goes quiet with the connection open: frames, then an error."""
+    data = make_clip("stall.ts", codec="mpeg4", fmt="mpegts", n=40).read_bytes()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    release = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n\r\n" + data[: len(data) // 2])
+        release.wait(10.0)  # hold the connection open, silent
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        source = NetworkStreamSource(f"http://127.0.0.1:{listener.getsockname()[1]}/live.ts", timeout_s=0.5)
+        frames = []
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"reading failed \(no data within the read timeout\)"):
+            for frame in source:
+                frames.append(frame)
+        assert 5 <= len(frames) < 40
+        assert time.monotonic() - started < 3.0
+    finally:
+        release.set()
+        listener.close()
+
+
 def test_bad_arguments_are_rejected():
     with pytest.raises(SourceError, match="unsupported scheme 'ftp'"):
         NetworkStreamSource("ftp://127.0.0.1/x")

@@ -12,14 +12,14 @@ from perception.config import SourceConfig, load_config
 from perception.io.bag import BagSource
 from perception.io.factory import open_source
 from perception.io.folder import ImageFolderSource
-from perception.io.frame import SourceError
+from perception.io.frame import FrameSource, SourceError
 from perception.io.video import VideoFileSource
 
 
 def test_video_file_by_extension_with_config_settings(make_clip):
     path = make_clip("clip.avi", codec="mpeg4", n=7)
     source = open_source(SourceConfig(uri=str(path), backend="opencv", loop=False, frame_id="f_optical_frame"))
-    assert isinstance(source, VideoFileSource)
+    assert isinstance(source, VideoFileSource) and isinstance(source, FrameSource)
     assert source.backend == "opencv" and source.frame_id == "f_optical_frame" and len(list(source)) == 7
 
 
@@ -40,7 +40,7 @@ def test_image_folder_with_pattern_and_rate(tmp_path):
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((8, 10, 3), 40 * i, np.uint8))
     (tmp_path / "skip.jpg").write_bytes(b"")
     source = open_source(SourceConfig(uri=str(tmp_path), pattern="*.png", folder_fps=4.0))
-    assert isinstance(source, ImageFolderSource)
+    assert isinstance(source, ImageFolderSource) and isinstance(source, FrameSource)
     assert source.num_frames == 3 and [f.stamp_ns for f in source] == [0, 250_000_000, 500_000_000]
 
 
@@ -56,7 +56,7 @@ def test_bag_folder_and_topic(tmp_path):
                         encoding="mono8", is_bigendian=0, step=2, data=np.arange(4, dtype=np.uint8))
             writer.write(conn, 1_000_000_000, types.serialize_cdr(msg, Image.__msgtype__))
     source = open_source(SourceConfig(uri=str(tmp_path / "bag"), topic="/right/image_raw"))
-    assert isinstance(source, BagSource) and source.topic == "/right/image_raw"
+    assert isinstance(source, BagSource) and isinstance(source, FrameSource) and source.topic == "/right/image_raw"
     assert open_source(SourceConfig(uri=str(tmp_path / "bag"))).topic == "/left/image_raw"
 
 
