@@ -46,6 +46,8 @@ class CameraSource:
     (for a GStreamer pipeline, say). ``reconnects`` counts successful reopenings.
     """
 
+    live = True  # frames arrive in real time: pacing must not delay them (perception.io.pacing)
+
     def __init__(self, device: int | str = 0, width: int | None = None, height: int | None = None,
                  fps: float | None = None, reconnect_attempts: int = 3, backoff_s: float = 0.5,
                  frame_id: str = "camera_optical_frame", capture_factory: CaptureFactory | None = None,

@@ -44,6 +44,8 @@ class NetworkStreamSource:
     that stops answering mid-way raises ``SourceError``; one that ends normally (a served file) ends the iteration.
     """
 
+    live = True  # frames arrive in real time: pacing must not delay them (perception.io.pacing)
+
     def __init__(self, url: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp",
                  options: dict[str, str] | None = None, frame_id: str = "camera_optical_frame",
                  name: str | None = None) -> None:

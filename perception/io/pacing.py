@@ -4,6 +4,10 @@ Frame ``k`` is due at ``t0 + k / rate`` on the monotonic clock, with ``t0`` take
 the schedule is computed from the start time, never by adding a period to the previous wake-up, so sleep overshoot
 does not accumulate (no drift). A consumer that falls behind gets the late frames immediately until it catches up;
 when it is more than ``max_lag_s`` behind, the schedule restarts from now instead of bursting through the backlog.
+
+Live sources (``source.live`` true: cameras, network streams) already arrive in real time; sleeping on them would only
+let frames queue up in the driver and add latency. They pass through unpaced, and a ``rate_hz`` below their rate
+decimates them (a frame is dropped when it arrives before its slot), never delays them.
 """
 
 from __future__ import annotations
@@ -85,14 +89,38 @@ def _looped(source: FrameSource, loop: bool) -> Iterator[Frame]:
         offset_ns += last_ns - first_ns + period_ns  # the next pass starts one period after this one ended
 
 
+def decimated(source: FrameSource, rate_hz: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Frame]:
+    """Frames of a live source at no more than ``rate_hz``: frame slots at ``t0 + k / rate_hz``, one frame per slot,
+    frames arriving before the next free slot are dropped (``meta["dropped_before"]`` counts them)."""
+    period = 1.0 / rate_hz
+    t0: float | None = None
+    next_slot = 0
+    dropped = 0
+    for frame in source:
+        now = clock()
+        if t0 is None:
+            t0 = now
+        slot = int((now - t0) / period + 1e-9)
+        if slot < next_slot:
+            dropped += 1
+            continue
+        next_slot = slot + 1
+        frame.meta["dropped_before"] = dropped
+        dropped = 0
+        yield frame
+
+
 def paced(source: FrameSource, rate_hz: float | None = None, loop: bool = False, max_lag_s: float = 1.0,
           limiter: RateLimiter | None = None) -> Iterator[Frame]:
     """Yield the frames of ``source`` in real time.
 
     ``rate_hz`` ``None`` or 0 uses ``source.fps``; a source without a rate then yields unpaced. ``loop`` replays a
     finite source forever (a source that loops by itself is left to do so). Each frame's ``meta["lag_s"]`` says how
-    late it was released.
+    late it was released. Live sources (``source.live``) are never delayed: see ``decimated``.
     """
+    if getattr(source, "live", False):
+        yield from (decimated(source, rate_hz) if rate_hz else iter(source))
+        return
     rate = rate_hz or source.fps
     if limiter is None and rate:
         limiter = RateLimiter(rate, max_lag_s=max_lag_s)

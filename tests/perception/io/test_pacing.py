@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from perception.io.frame import Frame, SourceError
-from perception.io.pacing import RateLimiter, paced
+from perception.io.pacing import RateLimiter, decimated, paced
 
 
 class FakeClock:
@@ -109,6 +109,54 @@ def test_loop_keeps_seq_and_stamps_increasing():
     assert [int(f.image[0, 0, 0]) for f in frames] == [0, 1, 2, 0, 1, 2, 0, 1]
     assert np.all(np.diff([f.stamp_ns for f in frames]) == 100_000_000)
     assert frames[0].stamp_ns == 5_000
+
+
+class LiveSource(ListSource):
+    """Frames that arrive in real time, every ``interval`` seconds, like a camera's."""
+
+    live = True
+
+    def __init__(self, n: int, interval: float) -> None:
+        super().__init__(n, fps=1.0 / interval)
+        self.interval = interval
+
+    def __iter__(self):
+        for frame in super().__iter__():
+            time.sleep(self.interval)
+            yield frame
+
+
+def test_live_source_is_never_delayed():
+    started = time.monotonic()
+    frames = list(paced(LiveSource(10, 0.01)))  # fps 100: pacing would not slow it, but must not add sleeps either
+    assert len(frames) == 10 and time.monotonic() - started < 0.3
+    assert all("lag_s" not in f.meta for f in frames)
+
+
+def test_live_source_above_the_rate_is_decimated_not_queued():
+    started = time.monotonic()
+    frames = list(paced(LiveSource(40, 0.01), rate_hz=25.0))  # 100 Hz in, 25 Hz out: about every 4th frame
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.8  # frames were dropped, not delayed (40 x 10 ms of arrivals)
+    assert 7 <= len(frames) <= 13
+    assert sum(f.meta["dropped_before"] for f in frames) + len(frames) <= 40
+    assert [f.seq for f in frames] == sorted(f.seq for f in frames)
+
+
+def test_decimation_keeps_one_frame_per_slot_exactly():
+    clock = FakeClock()
+
+    class Arrivals(ListSource):
+        live = True
+
+        def __iter__(self):
+            for frame in super().__iter__():
+                clock.now += 0.01  # a frame every 10 ms
+                yield frame
+
+    frames = list(decimated(Arrivals(20), 25.0, clock=clock))  # 40 ms slots
+    assert [f.seq for f in frames] == [0, 4, 8, 12, 16]
+    assert [f.meta["dropped_before"] for f in frames] == [0, 3, 3, 3, 3]
 
 
 def test_looping_an_empty_source_is_an_error():
