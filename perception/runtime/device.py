@@ -1,0 +1,85 @@
+"""Device, precision and thread settings of the runtime.
+
+``resolve_device("auto")`` is CUDA when available, else CPU. ``resolve_precision("auto", device)`` follows the
+measurements in PERF_NOTES: fp16 autocast on CUDA; bf16 autocast on CPUs with native bf16 (AVX-512 BF16 or AMX,
+about 2x over fp32 on a ViT-S here); fp32 otherwise (bf16 emulated on older CPUs is slower than fp32).
+``autocast(device, precision)`` is the matching ``torch.autocast`` context (a no-op for fp32).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+class DeviceError(ValueError):
+    """A device or precision setting cannot be honoured; the message names the setting and why."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a ``torch.device`` that exists on this machine."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise DeviceError(f"runtime.device '{name}': expected auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"runtime.device '{name}': CUDA is not available on this machine (use cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"runtime.device '{name}': only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type != "cpu":
+        raise DeviceError(f"runtime.device '{name}': expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX tiles)."""
+    cpu = torch.backends.cpu
+    capability = cpu.get_cpu_capability().lower() if hasattr(cpu, "get_cpu_capability") else ""
+    if "amx" in capability:
+        return True
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if probe is not None:
+        try:
+            return bool(probe())
+        except RuntimeError:
+            return False
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` | ``fp32`` | ``bf16`` | ``fp16`` -> the precision used on ``device`` (never ``auto``)."""
+    name = (name or "auto").strip().lower()
+    if name not in PRECISIONS:
+        raise DeviceError(f"runtime.precision '{name}': expected one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if name == "fp16" and device.type == "cpu":
+        raise DeviceError("runtime.precision 'fp16' is not supported on CPU (use bf16 or fp32)")
+    return name
+
+
+def autocast(device: torch.device, precision: str) -> ContextManager:
+    """The autocast context for ``precision`` on ``device``; ``nullcontext`` for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+
+
+def set_threads(threads: int) -> int:
+    """Set torch's intra-op threads when ``threads > 0``; return the number in use."""
+    if threads < 0:
+        raise DeviceError(f"runtime.threads {threads}: expected >= 0 (0 keeps the library default)")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

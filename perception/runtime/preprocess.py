@@ -1,0 +1,86 @@
+"""Frame preprocessing: ``(H, W, 3)`` uint8 RGB numpy -> ``(1, 3, H', W')`` float tensor in [0, 1] on the device.
+
+Sizing (documented once, here): the frame is scaled by ``s = min(input_width / W, input_height / H)`` so it fits
+inside the configured encoder input while keeping its aspect ratio, then each side is rounded to the nearest
+multiple of the encoder stride (8) so that the dense map has exactly ``H'/8 x W'/8`` cells. Rounding makes the two
+axes' scales differ by under half a stride, so both are returned: a box ``(x, y, w, h)`` in encoder pixels maps
+back to input pixels as ``(x / sx, y / sy, w / sx, h / sy)``. A size of 0 in the config keeps the native size
+(rounded to the stride). A 640x480 frame with the default 640x480 input is not resized at all.
+
+The steps are fused for speed: one ``cv2.resize`` on uint8 (INTER_AREA when shrinking, as OpenCV recommends,
+INTER_LINEAR when enlarging), one ``torch.from_numpy`` (zero copy), one transfer, one division on the device, and
+a ``channels_last`` view (the NCHW tensor built from NHWC memory is already channels_last, so no copy).
+Normalisation (mean/std) belongs to the encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+STRIDE = 8
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """tensor: ``(1, 3, H', W')`` float32 in [0, 1], channels_last, on the device.
+    scale_x, scale_y: ``W' / W`` and ``H' / H``. input_size, encoder_size: ``(width, height)``."""
+
+    tensor: torch.Tensor
+    image: np.ndarray
+    scale_x: float
+    scale_y: float
+    input_size: tuple[int, int]
+    encoder_size: tuple[int, int]
+
+
+def _round_to(n: float, multiple: int) -> int:
+    return max(multiple, int(round(n / multiple)) * multiple)
+
+
+def encoder_size(width: int, height: int, input_width: int, input_height: int, stride: int = STRIDE) -> tuple[int, int]:
+    """``(W', H')``: the frame fitted inside ``input_width x input_height`` (aspect kept), sides multiples of stride."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"frame size {width}x{height}: expected positive sides")
+    if input_width < 0 or input_height < 0:
+        raise ValueError(f"encoder input {input_width}x{input_height}: expected sizes >= 0 (0 keeps the native size)")
+    scales = [t / s for t, s in ((input_width, width), (input_height, height)) if t > 0]
+    scale = min(scales) if scales else 1.0
+    return _round_to(width * scale, stride), _round_to(height * scale, stride)
+
+
+def scale_boxes_to_input(boxes: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
+    """``(N, 4)`` xywh boxes in encoder pixels -> float32 xywh in input pixels."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    factors = np.array([1.0 / scale_x, 1.0 / scale_y, 1.0 / scale_x, 1.0 / scale_y], np.float32)
+    return boxes * factors
+
+
+class Preprocessor:
+    """Turns frames into encoder input for one device and one configured input size."""
+
+    def __init__(self, device: torch.device | str = "cpu", input_width: int = 640, input_height: int = 480,
+                 stride: int = STRIDE) -> None:
+        self.device = torch.device(device)
+        self.input_width = int(input_width)
+        self.input_height = int(input_height)
+        self.stride = int(stride)
+
+    def __call__(self, image: np.ndarray) -> Preprocessed:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"preprocess: expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        height, width = image.shape[:2]
+        out_w, out_h = encoder_size(width, height, self.input_width, self.input_height, self.stride)
+        if (out_w, out_h) != (width, height):
+            shrink = out_w < width and out_h < height
+            image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        image = np.ascontiguousarray(image)
+        nhwc = torch.from_numpy(image).unsqueeze(0)
+        if self.device.type == "cuda":
+            nhwc = nhwc.pin_memory().to(self.device, non_blocking=True)
+        tensor = nhwc.permute(0, 3, 1, 2).float().div_(255.0)
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return Preprocessed(tensor, image, out_w / width, out_h / height, (width, height), (out_w, out_h))

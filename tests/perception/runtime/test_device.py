@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from perception.runtime.device import (DeviceError, autocast, cpu_has_native_bf16, resolve_device,
+                                       resolve_precision, set_threads)
+
+
+def test_auto_device_is_cuda_only_when_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on machines without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(DeviceError, match="runtime.device 'cuda'.*not available"):
+        resolve_device("cuda")
+
+
+def test_unknown_device_and_precision_are_refused():
+    with pytest.raises(DeviceError, match="runtime.device 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(DeviceError, match="runtime.precision 'int4'"):
+        resolve_precision("int4", torch.device("cpu"))
+    with pytest.raises(DeviceError, match="fp16"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_auto_precision_follows_the_hardware():
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+def test_autocast_changes_the_matmul_dtype_only_for_reduced_precision():
+    a = torch.randn(4, 4)
+    with autocast(torch.device("cpu"), "bf16"):
+        assert (a @ a).dtype == torch.bfloat16
+    with autocast(torch.device("cpu"), "fp32"):
+        assert (a @ a).dtype == torch.float32
+
+
+def test_threads():
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1
+        assert set_threads(0) == 1  # 0 keeps what is set
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(DeviceError):
+        set_threads(-1)

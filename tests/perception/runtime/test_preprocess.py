@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+from perception.runtime.preprocess import Preprocessor, encoder_size, scale_boxes_to_input
+
+
+@pytest.mark.parametrize("size, target, expected", [
+    ((640, 480), (640, 480), (640, 480)),  # already the encoder size: untouched
+    ((960, 540), (640, 480), (640, 360)),  # wider: width limits, aspect kept
+    ((768, 576), (640, 480), (640, 480)),
+    ((640, 272), (640, 480), (640, 272)),
+    ((480, 640), (640, 480), (360, 480)),  # portrait: height limits
+    ((333, 250), (0, 0), (336, 248)),  # native size, rounded to the stride
+])
+def test_encoder_size_keeps_aspect_in_multiples_of_eight(size, target, expected):
+    out = encoder_size(*size, *target)
+    assert out == expected and out[0] % 8 == 0 and out[1] % 8 == 0
+
+
+def test_tensor_layout_range_and_scales():
+    image = np.zeros((540, 960, 3), np.uint8)
+    image[:, :, 0] = 255
+    image[:, :, 2] = 51
+    pre = Preprocessor("cpu", 640, 480)(image)
+    assert tuple(pre.tensor.shape) == (1, 3, 360, 640)
+    assert pre.tensor.dtype == torch.float32
+    assert pre.tensor.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(pre.tensor[0, :, 100, 100], torch.tensor([1.0, 0.0, 0.2]))
+    assert pre.image.shape == (360, 640, 3) and pre.image.dtype == np.uint8
+    assert pre.scale_x == pytest.approx(640 / 960) and pre.scale_y == pytest.approx(360 / 540)
+    assert pre.input_size == (960, 540) and pre.encoder_size == (640, 360)
+
+
+def test_frame_at_encoder_size_is_passed_through_exactly():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    pre = Preprocessor("cpu", 640, 480)(image)
+    assert pre.scale_x == 1.0 and pre.scale_y == 1.0
+    back = (pre.tensor[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    np.testing.assert_array_equal(back, image)
+
+
+def test_boxes_map_back_to_input_pixels():
+    boxes = np.array([[64, 36, 32, 18]], np.float32)
+    np.testing.assert_allclose(scale_boxes_to_input(boxes, 640 / 960, 360 / 540), [[96, 54, 48, 27]], rtol=1e-6)
+
+
+def test_bad_images_are_refused_with_the_shape():
+    with pytest.raises(ValueError, match=r"\(480, 640\) uint8"):
+        Preprocessor()(np.zeros((480, 640), np.uint8))
+    with pytest.raises(ValueError, match="float32"):
+        Preprocessor()(np.zeros((48, 64, 3), np.float32))
