@@ -1,0 +1,134 @@
+"""``DualStreamEncoder``: local conv stream on every frame, DINOv2-compatible global ViT on keyframes, fused by
+cross-attention into a stride-8 dense map and a global embedding (see DESIGN.md, "The encoder").
+
+Streaming: ``encode(frames, state) -> (EncoderOutput, EncoderState)``. The state is explicit and the module keeps
+none itself, so one model serves several cameras and a replay is deterministic. Frame ``state.frame_index`` is a
+keyframe when ``frame_index % global_every == 0`` or there are no global tokens yet; the global stream then runs
+at ``global_scale`` times the frame resolution and updates the memory tokens; between keyframes the last global
+tokens and memory are reused. The returned state holds tensors as computed (with their autograd graph when
+grads are on: use ``detach_state`` between steps of truncated back-propagation through time).
+
+Inputs are ``(B, 3, H, W)`` floats in [0, 1] (RGB), normalised here with the ImageNet mean/std that DINOv2 uses.
+Any H, W: the local stream pads bottom/right to a multiple of 8 (replicate), so ``dense`` is
+``(B, C, ceil(H/8), ceil(W/8))``; 640x480 gives ``(B, C, 60, 80)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perception.models.fusion import Fusion
+from perception.models.global_stream import GlobalStream, GlobalTokens
+from perception.models.local_stream import LocalStream
+from perception.models.types import EncoderOutput, EncoderState
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def detach_state(state: EncoderState) -> EncoderState:
+    """A copy of ``state`` whose tensors are detached from the autograd graph."""
+    def cut(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach()
+
+    return dataclasses.replace(
+        state, memory=cut(state.memory), global_tokens=cut(state.global_tokens), global_cls=cut(state.global_cls),
+        extra=dict(state.extra),
+    )
+
+
+class DualStreamEncoder(nn.Module):
+    """Attributes: ``out_channels`` (C of ``dense``), ``embed_dim`` (D of ``global_embedding``), ``stride`` (8),
+    ``global_every``, ``global_scale``; submodules ``local_stream``, ``global_stream`` (its ``vit`` has DINOv2's
+    state-dict keys) and ``fusion``."""
+
+    stride = 8
+
+    def __init__(
+        self,
+        local_stream: LocalStream,
+        global_stream: GlobalStream,
+        fusion: Fusion,
+        global_every: int = 4,
+        global_scale: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if global_every < 1:
+            raise ValueError(f"global_every must be >= 1, got {global_every}")
+        if not 0.0 < global_scale <= 4.0:
+            raise ValueError(f"global_scale must be in (0, 4], got {global_scale}")
+        self.local_stream = local_stream
+        self.global_stream = global_stream
+        self.fusion = fusion
+        self.global_every = int(global_every)
+        self.global_scale = float(global_scale)
+        self.out_channels = fusion.out_dim
+        self.embed_dim = fusion.embed_dim
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def init_state(self, batch: int = 1) -> EncoderState:
+        """State of ``batch`` cameras before their first frame (no history: the first frame is a keyframe)."""
+        return EncoderState(extra={"batch": int(batch)})
+
+    def is_keyframe(self, state: EncoderState) -> bool:
+        return state.global_tokens is None or state.frame_index % self.global_every == 0
+
+    def _check(self, frames: torch.Tensor, state: EncoderState) -> None:
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"encode: frames must be (B, 3, H, W), got {tuple(frames.shape)}")
+        if not frames.is_floating_point():
+            raise ValueError(f"encode: frames must be float in [0, 1], got dtype {frames.dtype}")
+        for name in ("memory", "global_tokens", "global_cls"):
+            t = getattr(state, name)
+            if t is not None and t.shape[0] != frames.shape[0]:
+                raise ValueError(
+                    f"encode: state.{name} has batch {t.shape[0]} but frames have batch {frames.shape[0]}"
+                )
+
+    def _local(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h = -x.shape[-2] % self.stride
+        pad_w = -x.shape[-1] % self.stride
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        return self.local_stream(x.contiguous(memory_format=torch.channels_last))
+
+    def encode(self, frames: torch.Tensor, state: EncoderState | None = None) -> tuple[EncoderOutput, EncoderState]:
+        """Encode one frame per camera; returns the output and the next state (the input state is not changed)."""
+        if state is None:
+            state = self.init_state(frames.shape[0])
+        self._check(frames, state)
+        x = (frames - self.mean.to(frames.dtype)) / self.std.to(frames.dtype)
+        keyframe = self.is_keyframe(state)
+        local = self._local(x)
+        if keyframe:
+            run = self.global_stream(x, state.memory, self.global_scale)
+        else:
+            run = GlobalTokens(state.global_cls, state.global_tokens, state.global_grid, state.memory)
+        dense, embedding = self.fusion(local, run.patches, run.grid, run.memory, run.cls)
+        batch = frames.shape[0]
+        output = EncoderOutput(
+            dense=dense,
+            global_embedding=embedding,
+            local=local,
+            global_tokens=run.patches,
+            keyframe=torch.full((batch,), keyframe, dtype=torch.bool, device=frames.device),
+        )
+        new_state = EncoderState(
+            memory=run.memory,
+            global_tokens=run.patches,
+            global_grid=run.grid,
+            global_cls=run.cls,
+            frame_index=state.frame_index + 1,
+            extra=dict(state.extra),
+        )
+        return output, new_state
+
+    def forward(self, frames: torch.Tensor) -> EncoderOutput:
+        """Single-frame encode from a fresh state (the global stream runs): the training entry point."""
+        output, _ = self.encode(frames, None)
+        return output
