@@ -138,3 +138,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise CheckpointError(f"checkpoint {weights_path}: cannot rebuild the encoder: {exc}") from exc
     load_state_checked(model, tensors, source=str(weights_path))
     return model.to(device).eval(), meta
+
+
+def encoder_from_config(cfg: Any, device: str | torch.device = "cpu") -> tuple[nn.Module, dict | None]:
+    """Build the encoder an ``EncoderConfig`` describes: from ``cfg.checkpoint`` when set (the checkpoint's own
+    registry name and options win over ``cfg.name``), else ``create_encoder(cfg.name)`` with random weights.
+    ``cfg.global_every`` / ``cfg.global_scale`` are applied either way. Returns ``(model, meta or None)``."""
+    from perception.models.registry import create_encoder
+
+    if cfg.checkpoint:
+        model, meta = load_checkpoint(cfg.checkpoint, device)
+    else:
+        model, meta = create_encoder(cfg.name).to(device).eval(), None
+    model.set_schedule(cfg.global_every, cfg.global_scale)
+    return model, meta

@@ -57,19 +57,23 @@ class DualStreamEncoder(nn.Module):
         global_scale: float = 0.5,
     ) -> None:
         super().__init__()
-        if global_every < 1:
-            raise ValueError(f"global_every must be >= 1, got {global_every}")
-        if not 0.0 < global_scale <= 4.0:
-            raise ValueError(f"global_scale must be in (0, 4], got {global_scale}")
         self.local_stream = local_stream
         self.global_stream = global_stream
         self.fusion = fusion
-        self.global_every = int(global_every)
-        self.global_scale = float(global_scale)
+        self.set_schedule(global_every, global_scale)
         self.out_channels = fusion.out_dim
         self.embed_dim = fusion.embed_dim
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def set_schedule(self, global_every: int, global_scale: float) -> None:
+        """Run the global stream every ``global_every`` frames at ``global_scale`` times the frame resolution."""
+        if int(global_every) != global_every or global_every < 1:
+            raise ValueError(f"global_every must be an integer >= 1, got {global_every!r}")
+        if not 0.0 < global_scale <= 4.0:
+            raise ValueError(f"global_scale must be in (0, 4], got {global_scale!r}")
+        self.global_every = int(global_every)
+        self.global_scale = float(global_scale)
 
     def init_state(self, batch: int = 1) -> EncoderState:
         """State of ``batch`` cameras before their first frame (no history: the first frame is a keyframe)."""
@@ -83,6 +87,9 @@ class DualStreamEncoder(nn.Module):
             raise ValueError(f"encode: frames must be (B, 3, H, W), got {tuple(frames.shape)}")
         if not frames.is_floating_point():
             raise ValueError(f"encode: frames must be float in [0, 1], got dtype {frames.dtype}")
+        expected = state.extra.get("batch")
+        if expected is not None and expected != frames.shape[0]:
+            raise ValueError(f"encode: state was made for batch {expected} but frames have batch {frames.shape[0]}")
         for name in ("memory", "global_tokens", "global_cls"):
             t = getattr(state, name)
             if t is not None and t.shape[0] != frames.shape[0]:

@@ -25,12 +25,18 @@ from perception.models.layers import Block, PatchEmbed
 
 
 def interpolate_pos_embed(
-    pos_embed: torch.Tensor, grid: tuple[int, int], src_grid: tuple[int, int] | None = None, antialias: bool = False
+    pos_embed: torch.Tensor,
+    grid: tuple[int, int],
+    src_grid: tuple[int, int] | None = None,
+    antialias: bool = False,
+    offset: float = 0.0,
 ) -> torch.Tensor:
     """Resample a ``(1, 1 + N, D)`` position embedding (class entry first) to ``grid`` = (h, w) tokens, bicubic.
 
     ``src_grid`` defaults to the square grid of N entries. Returns ``(1, 1 + h*w, D)`` in the input's dtype; the
-    class entry is kept as is. The same grid returns the input unchanged.
+    class entry is kept as is. The same grid returns the input unchanged. ``offset > 0`` reproduces DINOv2's
+    historical sampling (``scale_factor = (h + offset) / src_h``, as its models without registers do); with 0 the
+    output size is given directly (its register models).
     """
     num_patches = pos_embed.shape[1] - 1
     if src_grid is None:
@@ -45,7 +51,13 @@ def interpolate_pos_embed(
     dim = pos_embed.shape[-1]
     cls_pos = pos_embed[:, :1]
     patch_pos = pos_embed[:, 1:].float().reshape(1, src_grid[0], src_grid[1], dim).permute(0, 3, 1, 2)
-    patch_pos = F.interpolate(patch_pos, size=tuple(grid), mode="bicubic", align_corners=False, antialias=antialias)
+    if offset:
+        scale = ((grid[0] + offset) / src_grid[0], (grid[1] + offset) / src_grid[1])
+        patch_pos = F.interpolate(patch_pos, scale_factor=scale, mode="bicubic", antialias=antialias)
+    else:
+        patch_pos = F.interpolate(patch_pos, size=tuple(grid), mode="bicubic", antialias=antialias)
+    if tuple(patch_pos.shape[-2:]) != tuple(grid):
+        raise ValueError(f"pos_embed resampling gave grid {tuple(patch_pos.shape[-2:])}, expected {tuple(grid)}")
     patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim).to(pos_embed.dtype)
     return torch.cat([cls_pos, patch_pos], dim=1)
 
@@ -64,7 +76,8 @@ class VisionTransformer(nn.Module):
         mlp_ratio: float = 4.0,
         init_values: float | None = 1e-5,
         num_register_tokens: int = 0,
-        interpolate_antialias: bool = False,
+        interpolate_antialias: bool | None = None,
+        interpolate_offset: float | None = None,
         block_fn: Callable[..., nn.Module] = Block,
         norm_layer: Callable[[int], nn.Module] = partial(nn.LayerNorm, eps=1e-6),
     ) -> None:
@@ -73,7 +86,14 @@ class VisionTransformer(nn.Module):
         self.patch_size = patch_size
         self.num_heads = num_heads
         self.num_register_tokens = num_register_tokens
+        # DINOv2 hub settings: models without registers sample with offset 0.1 and no antialiasing, models with
+        # registers with the exact size and antialiasing. None picks the matching setting.
+        if interpolate_antialias is None:
+            interpolate_antialias = num_register_tokens > 0
+        if interpolate_offset is None:
+            interpolate_offset = 0.0 if num_register_tokens else 0.1
         self.interpolate_antialias = interpolate_antialias
+        self.interpolate_offset = interpolate_offset
         self.pos_grid = (img_size // patch_size, img_size // patch_size)
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -118,7 +138,9 @@ class VisionTransformer(nn.Module):
         if masks is not None:
             tokens = torch.where(masks.unsqueeze(-1), self.mask_token.to(tokens.dtype).unsqueeze(0), tokens)
         tokens = torch.cat([self.cls_token.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
-        pos = interpolate_pos_embed(self.pos_embed, grid, self.pos_grid, self.interpolate_antialias)
+        pos = interpolate_pos_embed(
+            self.pos_embed, grid, self.pos_grid, self.interpolate_antialias, self.interpolate_offset
+        )
         tokens = tokens + pos.to(tokens.dtype)
         if self.register_tokens is not None:
             regs = self.register_tokens.expand(batch, -1, -1).to(tokens.dtype)

@@ -92,3 +92,18 @@ def test_model_without_registry_name_is_refused(tmp_path):
     del model.encoder_name
     with pytest.raises(CheckpointError, match="create_encoder"):
         save_checkpoint(model, tmp_path / "x", {}, {})
+
+
+def test_encoder_from_config(saved, tmp_path):
+    from perception.config import EncoderConfig
+    from perception.models.checkpoint import encoder_from_config
+
+    cfg = EncoderConfig(name="dualstream_tiny", checkpoint="", global_every=6, global_scale=0.25)
+    fresh, meta = encoder_from_config(cfg)
+    assert meta is None and (fresh.global_every, fresh.global_scale, fresh.encoder_name) == (6, 0.25, "dualstream_tiny")
+    cfg.checkpoint = str(tmp_path / "enc.safetensors")
+    loaded, meta = encoder_from_config(cfg)
+    assert meta["name"] == "dualstream_tiny" and loaded.out_channels == 24 and loaded.global_every == 6
+    cfg.global_every = 0
+    with pytest.raises(ValueError, match="global_every must be an integer >= 1, got 0"):
+        encoder_from_config(cfg)

@@ -112,7 +112,16 @@ def reference_dinov2_forward(sd: dict, x: torch.Tensor, heads: int, registers: i
 
     tokens = F.conv2d(x, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=14)
     tokens = tokens.flatten(2).transpose(1, 2)
-    tokens = torch.cat([sd["cls_token"].expand(x.shape[0], -1, -1), tokens], 1) + sd["pos_embed"]
+    pos = sd["pos_embed"]
+    if pos.shape[1] != tokens.shape[1] + 1:  # DINOv2's interpolate_pos_encoding (offset 0.1, models w/o registers)
+        side = int((pos.shape[1] - 1) ** 0.5)
+        h0, w0 = x.shape[-2] // 14, x.shape[-1] // 14
+        grid = pos[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        kwargs = {"size": (h0, w0), "antialias": True} if registers else {
+            "scale_factor": ((h0 + 0.1) / side, (w0 + 0.1) / side)}
+        grid = F.interpolate(grid, mode="bicubic", **kwargs)
+        pos = torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, h0 * w0, -1)], 1)
+    tokens = torch.cat([sd["cls_token"].expand(x.shape[0], -1, -1), tokens], 1) + pos
     if registers:
         tokens = torch.cat([tokens[:, :1], sd["register_tokens"].expand(x.shape[0], -1, -1), tokens[:, 1:]], 1)
     b, n, d = tokens.shape
@@ -130,15 +139,16 @@ def reference_dinov2_forward(sd: dict, x: torch.Tensor, heads: int, registers: i
     return ln(tokens, "norm")
 
 
+@pytest.mark.parametrize("size", [(56, 56), (42, 98)])
 @pytest.mark.parametrize("registers", [0, 2])
-def test_forward_matches_dinov2_reference(registers):
+def test_forward_matches_dinov2_reference(registers, size):
     torch.manual_seed(3)
     vit = VisionTransformer(img_size=56, embed_dim=48, depth=2, num_heads=3, num_register_tokens=registers).eval()
     with torch.no_grad():
         for p in vit.parameters():
             p.normal_(0, 0.3)
     sd = {k: v.clone() for k, v in vit.state_dict().items()}
-    x = torch.randn(2, 3, 56, 56)
+    x = torch.randn(2, 3, *size)
     with torch.no_grad():
         out = vit.forward_features(x)
         ref = reference_dinov2_forward(sd, x, heads=3, registers=registers)

@@ -123,6 +123,8 @@ def test_state_batch_mismatch_and_bad_frames_are_refused():
         _, state = enc.encode(frames(2, 32, 32, 0))
         with pytest.raises(ValueError, match="batch 2 but frames have batch 1"):
             enc.encode(frames(1, 32, 32, 0), state)
+        with pytest.raises(ValueError, match="made for batch 3 but frames have batch 1"):
+            enc.encode(frames(1, 32, 32, 0), enc.init_state(3))
         with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
             enc.encode(torch.rand(1, 1, 32, 32))
         with pytest.raises(ValueError, match="float"):
