@@ -5,7 +5,8 @@ starts by looking at the global tokens above it and learns where else to look.
 Output: a dense map ``(B, out_dim, h, w)`` at the local stream's stride, ``local_proj(local) + attention``, and a
 global embedding ``(B, embed_dim)`` projected from the ViT's class token and the mean of the dense map (so it
 follows the current frame even between keyframes). The keys are the patch tokens plus the memory tokens (no
-position for the memory).
+position for the memory). ``query_pool > 1`` averages the queries over ``query_pool`` x ``query_pool`` cells and
+upsamples the read back (attention cost / query_pool**2; the local path keeps full resolution).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Fusion(nn.Module):
         embed_dim: int,
         attn_dim: int = 64,
         num_heads: int = 2,
+        query_pool: int = 1,
         attn_fn: Callable[..., nn.Module] = CrossAttention,
         norm_layer: Callable[[int], nn.Module] = partial(nn.LayerNorm, eps=1e-6),
     ) -> None:
@@ -37,6 +39,9 @@ class Fusion(nn.Module):
         self.out_dim = out_dim
         self.embed_dim = embed_dim
         self.attn_dim = attn_dim
+        self.query_pool = int(query_pool)
+        if self.query_pool < 1:
+            raise ValueError(f"Fusion: query_pool must be >= 1, got {query_pool}")
         self.norm_local = norm_layer(local_dim)
         self.norm_global = norm_layer(global_dim)
         self.attn = attn_fn(local_dim, global_dim, attn_dim, num_heads=num_heads, out_dim=out_dim)
@@ -57,15 +62,31 @@ class Fusion(nn.Module):
         queries = local.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
         context = torch.cat([patches, memory.to(patches.dtype)], dim=1)
         device = local.device
-        query_pos = sincos_2d(height, width, self.attn_dim, device)
+        query_pos = sincos_2d(height, width, self.attn_dim, device) if self.query_pool == 1 else None
         key_pos = torch.cat(
             [sincos_2d(grid[0], grid[1], self.attn_dim, device),
              torch.zeros(1, memory.shape[1], self.attn_dim, device=device)],
             dim=1,
         )
-        read = self.attn(self.norm_local(queries), self.norm_global(context), query_pos, key_pos)
+        if self.query_pool == 1:
+            read = self.attn(self.norm_local(queries), self.norm_global(context), query_pos, key_pos)
+        else:
+            read = self._pooled_read(local, context, key_pos)
         fused = self.local_proj(queries) + read
         dense = fused.reshape(batch, height, width, self.out_dim).permute(0, 3, 1, 2)
         pooled = torch.cat([cls.to(fused.dtype), fused.mean(dim=1)], dim=-1)
         embedding = self.embed_proj(self.embed_norm(pooled))
         return dense, embedding
+
+    def _pooled_read(self, local: torch.Tensor, context: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+        """Queries average-pooled by ``query_pool`` (fewer, coarser queries: the attention costs
+        ``1 / query_pool**2``), the read upsampled bilinearly back to the local grid. Returns ``(B, h*w, out)``."""
+        batch, _, height, width = local.shape
+        pooled = nn.functional.avg_pool2d(local, self.query_pool, ceil_mode=True)
+        ph, pw = pooled.shape[-2:]
+        queries = pooled.permute(0, 2, 3, 1).reshape(batch, ph * pw, -1)
+        query_pos = sincos_2d(ph, pw, self.attn_dim, local.device)
+        read = self.attn(self.norm_local(queries), self.norm_global(context), query_pos, key_pos)
+        read = read.reshape(batch, ph, pw, -1).permute(0, 3, 1, 2)
+        read = nn.functional.interpolate(read, size=(height, width), mode="bilinear", align_corners=False)
+        return read.permute(0, 2, 3, 1).reshape(batch, height * width, -1)

@@ -29,6 +29,7 @@ def build_dualstream(
     memory_tokens: int = 8,
     fusion_dim: int = 64,
     fusion_heads: int = 2,
+    fusion_query_pool: int = 1,
     global_every: int = 4,
     global_scale: float = 0.5,
 ) -> DualStreamEncoder:
@@ -38,7 +39,7 @@ def build_dualstream(
     local = LocalStream(channels=tuple(local_channels), depths=tuple(local_depths))
     fusion = Fusion(
         local.out_channels, vit.embed_dim, out_channels, embed_dim or vit.embed_dim,
-        attn_dim=fusion_dim, num_heads=fusion_heads,
+        attn_dim=fusion_dim, num_heads=fusion_heads, query_pool=fusion_query_pool,
     )
     return DualStreamEncoder(local, GlobalStream(vit, memory), fusion, global_every, global_scale)
 

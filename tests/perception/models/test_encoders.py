@@ -135,3 +135,33 @@ def test_init_state_is_empty():
     state = create_encoder("dualstream_tiny").init_state(3)
     assert isinstance(state, EncoderState)
     assert state.memory is None and state.global_tokens is None and state.frame_index == 0
+
+
+def test_bfloat16_autocast_stays_close_to_float32():
+    torch.manual_seed(0)
+    enc = create_encoder("dualstream_tiny").eval()
+    x = frames(1, 96, 128, 30)
+    with torch.inference_mode():
+        ref, _ = enc.encode(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low, state = enc.encode(x)
+    assert low.dense.dtype == torch.bfloat16 and torch.isfinite(low.dense.float()).all()
+    err = (low.dense.float() - ref.dense).norm() / ref.dense.norm()
+    assert err < 0.02, f"relative error of bf16 dense features {float(err):.3f}"
+    cos = torch.nn.functional.cosine_similarity(low.global_embedding.float(), ref.global_embedding, dim=1)
+    assert float(cos) > 0.999
+
+
+def test_pooled_fusion_queries_keep_the_dense_grid():
+    torch.manual_seed(0)
+    full = create_encoder("dualstream_tiny").eval()
+    pooled = create_encoder("dualstream_tiny", fusion_query_pool=2).eval()
+    pooled.load_state_dict(full.state_dict())  # same parameters: only the query resolution differs
+    x = frames(1, 101, 77, 40)
+    with torch.inference_mode():
+        a, b = full(x), pooled(x)
+    assert b.dense.shape == a.dense.shape == (1, 32, 13, 10)
+    assert torch.isfinite(b.dense).all()
+    # The local path is identical, the global read is coarser: close but not equal.
+    diff = (a.dense - b.dense).norm() / a.dense.norm()
+    assert 0 < float(diff) < 0.5
