@@ -10,8 +10,9 @@ the newest frame and hands the result to every sink. Two modes:
   so every frame is processed (no drops, for evaluation). Decoding the next frame overlaps processing this one.
 
 Counts are exact: at the end ``frames_read == frames_processed + frames_dropped + frames_failed`` (``failed`` is 1
-only when processing raised). Latency is measured from the moment the producer got a frame from the source to
-the moment its result was ready. The pipeline closes the source and every sink, also on errors and Ctrl-C.
+only when processing raised). Latency is measured from the moment the producer handed a frame over (right after
+the source released it in real time; after the previous frame was taken otherwise, so that lock-step waiting does
+not count) to the moment its result was ready; time in the slot waiting for a busy consumer counts. The pipeline closes the source and every sink, also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -114,7 +115,6 @@ class Pipeline:
             if max_frames is not None and max_frames <= 0:
                 return
             for frame in self._frames():
-                got_at = time.monotonic()
                 if self._stop.is_set():
                     self._discarded += 1
                     break
@@ -122,7 +122,7 @@ class Pipeline:
                     self._discarded += 1  # closed by the consumer while we waited
                     break
                 try:
-                    self._slot.put((frame, got_at))
+                    self._slot.put((frame, time.monotonic()))
                 except SlotClosed:
                     self._discarded += 1
                     break

@@ -1,8 +1,9 @@
 """Frame preprocessing: ``(H, W, 3)`` uint8 RGB numpy -> ``(1, 3, H', W')`` float tensor in [0, 1] on the device.
 
-Sizing (documented once, here): the frame is scaled by ``s = min(input_width / W, input_height / H)`` so it fits
-inside the configured encoder input while keeping its aspect ratio, then each side is rounded to the nearest
-multiple of the encoder stride (8) so that the dense map has exactly ``H'/8 x W'/8`` cells. Rounding makes the two
+Sizing (documented once, here): the frame is scaled by ``s = min(1, input_width / W, input_height / H)``, so it
+fits inside the configured encoder input with its aspect ratio kept and is never enlarged (a small frame keeps one
+feature cell per 8x8 input pixels and costs less), then each side is rounded to the nearest multiple of the
+encoder stride (8) so that the dense map has exactly ``H'/8 x W'/8`` cells. Rounding makes the two
 axes' scales differ by under half a stride, so both are returned: a box ``(x, y, w, h)`` in encoder pixels maps
 back to input pixels as ``(x / sx, y / sy, w / sx, h / sy)``. A size of 0 in the config keeps the native size
 (rounded to the stride). A 640x480 frame with the default 640x480 input is not resized at all.
@@ -42,13 +43,14 @@ def _round_to(n: float, multiple: int) -> int:
 
 
 def encoder_size(width: int, height: int, input_width: int, input_height: int, stride: int = STRIDE) -> tuple[int, int]:
-    """``(W', H')``: the frame fitted inside ``input_width x input_height`` (aspect kept), sides multiples of stride."""
+    """``(W', H')``: the frame shrunk to fit inside ``input_width x input_height`` (aspect kept, never enlarged),
+    sides rounded to multiples of ``stride``."""
     if width <= 0 or height <= 0:
         raise ValueError(f"frame size {width}x{height}: expected positive sides")
     if input_width < 0 or input_height < 0:
         raise ValueError(f"encoder input {input_width}x{input_height}: expected sizes >= 0 (0 keeps the native size)")
     scales = [t / s for t, s in ((input_width, width), (input_height, height)) if t > 0]
-    scale = min(scales) if scales else 1.0
+    scale = min([1.0, *scales])
     return _round_to(width * scale, stride), _round_to(height * scale, stride)
 
 
@@ -75,7 +77,7 @@ class Preprocessor:
         height, width = image.shape[:2]
         out_w, out_h = encoder_size(width, height, self.input_width, self.input_height, self.stride)
         if (out_w, out_h) != (width, height):
-            shrink = out_w < width and out_h < height
+            shrink = out_w < width and out_h < height  # else only a few pixels of stride rounding
             image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         image = np.ascontiguousarray(image)
         nhwc = torch.from_numpy(image).unsqueeze(0)

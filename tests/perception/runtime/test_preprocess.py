@@ -12,6 +12,8 @@ from perception.runtime.preprocess import Preprocessor, encoder_size, scale_boxe
     ((640, 272), (640, 480), (640, 272)),
     ((480, 640), (640, 480), (360, 480)),  # portrait: height limits
     ((333, 250), (0, 0), (336, 248)),  # native size, rounded to the stride
+    ((320, 240), (640, 480), (320, 240)),  # small frames are never enlarged
+    ((1280, 720), (640, 0), (640, 360)),  # 0: that side does not limit
 ])
 def test_encoder_size_keeps_aspect_in_multiples_of_eight(size, target, expected):
     out = encoder_size(*size, *target)

@@ -1,0 +1,82 @@
+"""The ``dualstream`` command: a thin dispatcher over the subcommand modules in ``perception.commands``.
+
+Adding a subcommand: write ``perception/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int`` (help text: the module docstring's first line), then add one line to ``COMMANDS``.
+User errors (a bad config key, a source that cannot be opened, a missing checkpoint) print one line naming the
+problem and exit with status 2; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from types import ModuleType
+from typing import Callable, Sequence
+
+AddArguments = Callable[[argparse.ArgumentParser], None]
+Handler = Callable[[argparse.Namespace], int]
+
+# name -> module (in perception/commands/) with add_arguments(parser) and run(args) -> int
+COMMANDS: dict[str, str] = {
+    "run": "perception.commands.run",
+    "demo": "perception.commands.demo",
+    "pretrain": "perception.commands.pretrain",
+}
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def load_command(name: str) -> tuple[AddArguments, Handler, str]:
+    """``(add_arguments, handler, help)`` of the subcommand ``name``."""
+    module: ModuleType = importlib.import_module(COMMANDS[name])
+    summary = (module.__doc__ or "").strip().splitlines()
+    return module.add_arguments, module.run, summary[0] if summary else ""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the input is wrong" (exit 2, one line), not "the program is wrong"."""
+    from perception.config import ConfigError  # noqa: PLC0415
+    from perception.io.frame import SourceError  # noqa: PLC0415
+
+    errors: list[type[BaseException]] = [ConfigError, SourceError, FileNotFoundError]
+    for module, name in (("perception.runtime.device", "DeviceError"), ("perception.models.checkpoint", "CheckpointError")):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dualstream", description="dual-stream video perception: run, evaluate, "
+                                     "train and demo the pipeline (see `dualstream <command> --help`)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        add_arguments, handler, summary = load_command(name)
+        command = sub.add_parser(name, help=summary, description=summary)
+        add_arguments(command)
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dualstream``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print(f"dualstream {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except user_errors() as exc:
+        print(f"dualstream {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""``Perceiver``: one frame in, one ``PerceptionResult`` out (preprocess -> encoder -> detector -> pictures).
+
+The encoder's streaming state, the detector (which tracks, so it has state too) and the PCA colour basis are kept
+per stream key, so one model serves several cameras: ``process(frame, stream="cam0")``. Nothing else is shared
+between streams, so a replay of one stream is deterministic whatever the others do.
+
+Per frame: ``Preprocessor`` (resize, to device, [0, 1]) -> ``encoder.encode(x, state)`` under the configured
+autocast -> the detector on the resized image and the fp32 dense map -> boxes mapped back to input pixels ->
+features ``(h, w, C)`` float32 -> PCA picture and overlay only when ``runtime.publish_pca`` /
+``runtime.publish_debug`` are on. ``timings_ms`` has ``preprocess``, ``encoder``, ``detection``, ``visualise``
+and ``total``. Stamps, frame id and seq are copied from the input frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from perception.config import ConfigError, DetectorConfig
+from perception.detection.types import Detections
+from perception.io.frame import Frame
+from perception.models.types import EncoderState
+from perception.runtime.device import autocast, resolve_device, resolve_precision, set_threads
+from perception.runtime.model_loading import load_encoder
+from perception.runtime.preprocess import Preprocessor, scale_boxes_to_input
+from perception.runtime.result import PerceptionResult
+from perception.runtime.visualize import FeaturePCA, draw_overlay
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STREAM = "default"
+
+
+def _build_detector(cfg: DetectorConfig) -> Any:
+    from perception.detection.detector import build_detector  # noqa: PLC0415 (heavy; loaded with the perceiver)
+
+    try:
+        return build_detector(cfg)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+@dataclass
+class StreamState:
+    """Everything the perceiver remembers about one camera."""
+
+    encoder: EncoderState | None
+    detector: Any
+    pca: FeaturePCA = field(default_factory=FeaturePCA)
+    frames: int = 0
+
+
+class Perceiver:
+    """``Perceiver(cfg)`` with ``cfg.encoder``, ``cfg.detector`` and ``cfg.runtime`` (a ``Config`` or a node config).
+
+    Attributes: ``device``, ``precision`` ("fp32" | "bf16" | "fp16"), ``encoder`` (eval mode), ``encoder_source``
+    ("checkpoint" | "default" | "random") and ``encoder_path``.
+    """
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.runtime.device)
+        self.precision = resolve_precision(cfg.runtime.precision, self.device)
+        self.threads = set_threads(cfg.runtime.threads)
+        loaded = load_encoder(cfg.encoder, self.device)
+        self.encoder = loaded.model
+        self.encoder_source, self.encoder_path = loaded.source, loaded.path
+        self.preprocess = Preprocessor(self.device, cfg.encoder.input_width, cfg.encoder.input_height,
+                                       stride=int(getattr(self.encoder, "stride", 8)))
+        _build_detector(cfg.detector)  # a bad detector setting fails here, not at the first frame
+        self._detector_cfg: DetectorConfig = cfg.detector
+        self._streams: dict[str, StreamState] = {}
+        self._lock = threading.RLock()
+        log.info("perceiver: encoder %s (%s%s) on %s, %s, %d threads", cfg.encoder.name, self.encoder_source,
+                 f" {self.encoder_path}" if self.encoder_path else "", self.device, self.precision, self.threads)
+
+    # -- state ---------------------------------------------------------------------------------------------------
+    def _stream(self, key: str) -> StreamState:
+        state = self._streams.get(key)
+        if state is None:
+            state = StreamState(encoder=None, detector=_build_detector(self._detector_cfg))
+            self._streams[key] = state
+        return state
+
+    @property
+    def streams(self) -> list[str]:
+        return list(self._streams)
+
+    def reset(self, stream: str | None = None) -> None:
+        """Forget the history of one stream (or of all): encoder state, tracks, PCA basis."""
+        with self._lock:
+            if stream is None:
+                self._streams.clear()
+            else:
+                self._streams.pop(stream, None)
+
+    def refit_pca(self, stream: str | None = None) -> None:
+        """Fit the PCA colours again on the next frame of ``stream`` (or of every stream)."""
+        with self._lock:
+            for key, state in self._streams.items():
+                if stream is None or key == stream:
+                    state.pca.refit()
+
+    def update_detector(self, cfg: DetectorConfig) -> None:
+        """Use new detector settings from the next frame on (tracks start over: a new detector per stream)."""
+        with self._lock:
+            detectors = {key: _build_detector(cfg) for key in self._streams}  # all or none on a bad setting
+            self._detector_cfg = cfg
+            for key, detector in detectors.items():
+                self._streams[key].detector = detector
+
+    def warmup(self, width: int, height: int, frames: int = 2) -> float:
+        """Run ``frames`` blank frames of ``width x height`` on a throwaway stream, so that one-time costs (kernel
+        selection, allocator growth) are not paid by the first real frames; returns the seconds it took."""
+        started = time.perf_counter()
+        blank = np.zeros((height, width, 3), np.uint8)
+        key = "__warmup__"
+        with self._lock:
+            try:
+                for i in range(frames):
+                    self._process(Frame(image=blank, stamp_ns=i, seq=i), self._stream(key))
+            finally:
+                self._streams.pop(key, None)
+        return time.perf_counter() - started
+
+    # -- processing ----------------------------------------------------------------------------------------------
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def process(self, frame: Frame, stream: str = DEFAULT_STREAM) -> PerceptionResult:
+        """Run the whole chain on ``frame`` as the next frame of ``stream``."""
+        with self._lock:
+            return self._process(frame, self._stream(stream))
+
+    def _process(self, frame: Frame, state: StreamState) -> PerceptionResult:
+        runtime = self.cfg.runtime
+        timings: dict[str, float] = {}
+        t0 = t = time.perf_counter()
+
+        pre = self.preprocess(frame.image)
+        self._sync()
+        timings["preprocess"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
+
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            output, state.encoder = self.encoder.encode(pre.tensor, state.encoder)
+        dense = output.dense[0].float()  # (C, h, w)
+        features = np.ascontiguousarray(dense.permute(1, 2, 0).cpu().numpy())  # (h, w, C) float32
+        keyframe = bool(output.keyframe[0]) if output.keyframe is not None else False
+        embedding = output.global_embedding[0].float().cpu().numpy()
+        timings["encoder"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
+
+        found = state.detector.detect(pre.image, torch.from_numpy(features).permute(2, 0, 1))
+        detections = self._to_input_pixels(found, pre.scale_x, pre.scale_y, frame.width, frame.height)
+        timings["detection"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
+
+        pca = state.pca(dense) if runtime.publish_pca else None
+        overlay = draw_overlay(frame.image, detections) if runtime.publish_debug else None
+        timings["visualise"] = (time.perf_counter() - t) * 1000.0
+        timings["total"] = (time.perf_counter() - t0) * 1000.0
+        state.frames += 1
+        return PerceptionResult(
+            stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, seq=frame.seq, detections=detections,
+            features=features, pca=pca, overlay=overlay, global_embedding=embedding, keyframe=keyframe,
+            timings_ms=timings,
+        )
+
+    @staticmethod
+    def _to_input_pixels(found: Detections, sx: float, sy: float, width: int, height: int) -> Detections:
+        """Boxes from encoder pixels to input pixels, clipped to the input image."""
+        if len(found) == 0 or (sx == 1.0 and sy == 1.0):
+            return found
+        boxes = scale_boxes_to_input(found.boxes, sx, sy)
+        x0 = np.clip(boxes[:, 0], 0, width)
+        y0 = np.clip(boxes[:, 1], 0, height)
+        x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
+        y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
+        boxes = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1).astype(np.float32)
+        return dataclasses.replace(found, boxes=boxes)

@@ -1,0 +1,97 @@
+"""Perceiver with the real (tiny, randomly initialised) encoder and the real detector on the synthetic scene."""
+
+import cv2
+import numpy as np
+import pytest
+
+from perception.config import load_config
+from perception.io.frame import Frame
+from perception.io.synthetic import SyntheticScene
+from perception.runtime.perceiver import Perceiver
+
+
+def _cfg(*overrides: str):
+    return load_config(None, ["encoder.name=dualstream_tiny", "runtime.device=cpu", *overrides])
+
+
+def _small_cfg(*overrides: str):
+    return _cfg("encoder.input_width=320", "encoder.input_height=240", *overrides)
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[Frame]:
+    return list(SyntheticScene(width=640, height=480, num_frames=3, seed=2))
+
+
+@pytest.fixture(scope="module")
+def small() -> list[Frame]:
+    return list(SyntheticScene(width=320, height=240, num_frames=3, seed=2))
+
+
+def test_result_shapes_stamps_and_timings(frames):
+    perceiver = Perceiver(_cfg())
+    assert perceiver.encoder_source == "random" and str(perceiver.device) == "cpu"
+    results = [perceiver.process(f) for f in frames]
+    channels = perceiver.encoder.out_channels
+    for frame, result in zip(frames, results):
+        assert (result.stamp_ns, result.frame_id, result.seq) == (frame.stamp_ns, frame.frame_id, frame.seq)
+        assert result.features.shape == (60, 80, channels) and result.features.dtype == np.float32
+        assert result.features.flags.c_contiguous and np.isfinite(result.features).all()
+        assert result.pca.shape == (60, 80, 3) and result.pca.dtype == np.uint8
+        assert result.overlay.shape == (480, 640, 3) and result.overlay.dtype == np.uint8
+        assert result.global_embedding.ndim == 1 and result.global_embedding.dtype == np.float32
+        assert set(result.timings_ms) == {"preprocess", "encoder", "detection", "visualise", "total"}
+        assert result.timings_ms["total"] >= result.timings_ms["encoder"] > 0
+        boxes = result.detections.boxes
+        assert boxes.dtype == np.float32 and boxes.shape[1] == 4
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 0] + boxes[:, 2] <= 640 + 1e-3).all()
+    global_every = perceiver.encoder.global_every
+    assert [r.keyframe for r in results] == [i % global_every == 0 for i in range(len(frames))]
+
+
+def test_boxes_are_in_input_pixels(small):
+    """The same picture at twice the size gives the same detections at twice the coordinates."""
+    base = Perceiver(_small_cfg()).process(small[0])
+    big_frame = Frame(image=cv2.resize(small[0].image, (640, 480), interpolation=cv2.INTER_NEAREST),
+                      stamp_ns=small[0].stamp_ns, frame_id="big", seq=0)
+    big = Perceiver(_small_cfg()).process(big_frame)
+    assert len(base.detections) > 0
+    np.testing.assert_allclose(big.detections.boxes, 2.0 * base.detections.boxes, atol=1e-3)
+    assert big.features.shape == base.features.shape == (30, 40, base.features.shape[2])  # same 320x240 input
+    assert big.overlay.shape == (480, 640, 3)
+
+
+def test_streams_keep_separate_state(small):
+    frames = small
+    alone = Perceiver(_small_cfg())
+    reference = [alone.process(f, stream="cam0") for f in frames]
+    shared = Perceiver(_small_cfg())
+    other = list(SyntheticScene(width=256, height=192, num_frames=len(frames), seed=9))
+    mixed = []
+    for f, g in zip(frames, other):
+        mixed.append(shared.process(f, stream="cam0"))
+        shared.process(g, stream="cam1")
+    assert sorted(shared.streams) == ["cam0", "cam1"]
+    for a, b in zip(reference, mixed):
+        np.testing.assert_array_equal(a.features, b.features)
+        np.testing.assert_array_equal(a.detections.boxes, b.detections.boxes)
+
+
+def test_pictures_only_when_enabled_and_reset_starts_over(small):
+    frames = small
+    perceiver = Perceiver(_small_cfg("runtime.publish_pca=false", "runtime.publish_debug=false"))
+    first = perceiver.process(frames[0])
+    assert first.pca is None and first.overlay is None and first.features is not None
+    assert not perceiver.process(frames[1]).keyframe
+    perceiver.reset()
+    again = perceiver.process(frames[0])
+    assert again.keyframe
+    np.testing.assert_array_equal(again.features, first.features)
+    np.testing.assert_array_equal(again.detections.boxes, first.detections.boxes)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    from perception.models.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="nope.safetensors"):
+        Perceiver(_cfg(f"encoder.checkpoint={tmp_path / 'nope.safetensors'}"))
