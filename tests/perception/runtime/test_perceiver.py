@@ -50,15 +50,20 @@ def test_result_shapes_stamps_and_timings(frames):
 
 
 def test_boxes_are_in_input_pixels(small):
-    """The same picture at twice the size gives the same detections at twice the coordinates."""
-    base = Perceiver(_small_cfg()).process(small[0])
-    big_frame = Frame(image=cv2.resize(small[0].image, (640, 480), interpolation=cv2.INTER_NEAREST),
-                      stamp_ns=small[0].stamp_ns, frame_id="big", seq=0)
-    big = Perceiver(_small_cfg()).process(big_frame)
-    assert len(base.detections) > 0
-    np.testing.assert_allclose(big.detections.boxes, 2.0 * base.detections.boxes, atol=1e-3)
-    assert big.features.shape == base.features.shape == (30, 40, base.features.shape[2])  # same 320x240 input
-    assert big.overlay.shape == (480, 640, 3)
+    """The same pictures at twice the size give the same detections at twice the coordinates."""
+    base_perceiver, big_perceiver = Perceiver(_small_cfg()), Perceiver(_small_cfg())
+    count = 0
+    for frame in small:
+        base = base_perceiver.process(frame)
+        big_frame = Frame(image=cv2.resize(frame.image, (640, 480), interpolation=cv2.INTER_NEAREST),
+                          stamp_ns=frame.stamp_ns, frame_id="big", seq=frame.seq)
+        big = big_perceiver.process(big_frame)
+        np.testing.assert_allclose(big.detections.boxes, 2.0 * base.detections.boxes, atol=1e-3)
+        np.testing.assert_array_equal(big.detections.track_ids, base.detections.track_ids)
+        assert big.features.shape == base.features.shape == (30, 40, base.features.shape[2])  # same 320x240 input
+        assert big.overlay.shape == (480, 640, 3)
+        count += len(base.detections)
+    assert count > 0  # the comparison was not vacuous
 
 
 def test_streams_keep_separate_state(small):
