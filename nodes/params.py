@@ -60,8 +60,10 @@ class ConfigParameters:
         self._names: dict[str, type] = {}
         descriptions = descriptions or {}
         for name, default, tp in _leaves(cfg):
+            # dynamic_typing: the type is checked by the config loader, whose refusal names the parameter and the
+            # expected type (rclpy's own check only says "expected '3' got '4'"); ints are accepted for floats.
             desc = ParameterDescriptor(
-                name=name, type=int(_ROS_TYPES[tp]),
+                name=name, type=int(_ROS_TYPES[tp]), dynamic_typing=True,
                 description=descriptions.get(name, f"{name} ({tp.__name__}); see perception/config.py"),
                 read_only=any(name.startswith(p) for p in read_only),
             )
