@@ -29,9 +29,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def load_command(name: str) -> tuple[AddArguments, Handler, str]:
-    """``(add_arguments, handler, help)`` of the subcommand ``name``."""
-    module: ModuleType = importlib.import_module(COMMANDS[name])
+def load_command(module_name: str) -> tuple[AddArguments, Handler, str]:
+    """``(add_arguments, handler, help)`` of the subcommand module ``module_name``."""
+    module: ModuleType = importlib.import_module(module_name)
     summary = (module.__doc__ or "").strip().splitlines()
     return module.add_arguments, module.run, summary[0] if summary else ""
 
@@ -55,12 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
                                      "train and demo the pipeline (see `dualstream <command> --help`)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        add_arguments, handler, summary = load_command(name)
-        command = sub.add_parser(name, help=summary, description=summary)
-        add_arguments(command)
-        command.set_defaults(handler=handler)
+    for name, target in COMMANDS.items():
+        if isinstance(target, dict):
+            group = sub.add_parser(name, help=GROUP_HELP.get(name, ""), description=GROUP_HELP.get(name, ""))
+            inner = group.add_subparsers(dest="subcommand", metavar="TASK", required=True)
+            for subname, module_name in target.items():
+                _add_command(inner, subname, module_name)
+        else:
+            _add_command(sub, name, target)
     return parser
+
+
+def _add_command(sub: argparse._SubParsersAction, name: str, module_name: str) -> None:
+    add_arguments, handler, summary = load_command(module_name)
+    command = sub.add_parser(name, help=summary, description=summary)
+    add_arguments(command)
+    command.set_defaults(handler=handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
