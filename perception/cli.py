@@ -18,12 +18,17 @@ from typing import Callable, Sequence
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Handler = Callable[[argparse.Namespace], int]
 
-# name -> module (in perception/commands/) with add_arguments(parser) and run(args) -> int
-COMMANDS: dict[str, str] = {
+# name -> module (in perception/commands/) with add_arguments(parser) and run(args) -> int, or a group of them
+# (``dualstream eval propagate``): name -> {subname -> module}
+COMMANDS: dict[str, str | dict[str, str]] = {
     "run": "perception.commands.run",
     "demo": "perception.commands.demo",
     "pretrain": "perception.commands.pretrain",
+    "eval": {
+        "propagate": "perception.commands.eval_propagate",
+    },
 }
+GROUP_HELP = {"eval": "evaluate a model or a method on labelled data (see `dualstream eval <task> --help`)"}
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
