@@ -85,6 +85,7 @@ class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     threads: int = 0  # torch intra-op threads; 0 = library default
+    warmup_frames: int = 2  # blank frames run at start-up so the first real frame is not slow (0: off)
     publish_features: bool = True
     publish_pca: bool = True
     publish_debug: bool = True

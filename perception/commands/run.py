@@ -125,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         raise
     outputs = ["config.yaml", "detections.jsonl", *(["overlay.mp4"] if args.overlay else []), "result.json"]
-    width, height = getattr(source, "size", None) or (cfg.encoder.input_width, cfg.encoder.input_height)
-    if not (width and height):
-        width, height = 640, 480
-    log.info("warm-up took %.1f s", perceiver.warmup(width, height))
+    size = getattr(source, "size", None)
+    if cfg.runtime.warmup_frames > 0 and size and tuple(size) != (cfg.encoder.input_width, cfg.encoder.input_height):
+        log.info("warm-up at the source size %dx%d took %.1f s", size[0], size[1],
+                 perceiver.warmup(size[0], size[1], cfg.runtime.warmup_frames))
     length = _source_length(source)
     total = min(v for v in (args.max_frames, length) if v) if (args.max_frames or length) else None
     progress = _ProgressLine(total, enabled=not args.no_progress)

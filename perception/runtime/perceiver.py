@@ -9,6 +9,10 @@ autocast -> the detector on the resized image and the fp32 dense map -> boxes ma
 features ``(h, w, C)`` float32 -> PCA picture and overlay only when ``runtime.publish_pca`` /
 ``runtime.publish_debug`` are on. ``timings_ms`` has ``preprocess``, ``encoder``, ``detection``, ``visualise``
 and ``total``. Stamps, frame id and seq are copied from the input frame.
+
+Start-up runs ``runtime.warmup_frames`` blank frames at the encoder input size on a throwaway stream: the first
+frames otherwise pay one-time costs (kernel selection, allocations; about 0.5 s for dualstream_tiny on a 2-core
+CPU), which a latest-only consumer turns into several dropped frames.
 """
 
 from __future__ import annotations
@@ -80,6 +84,9 @@ class Perceiver:
         self._lock = threading.RLock()
         log.info("perceiver: encoder %s (%s%s) on %s, %s, %d threads", cfg.encoder.name, self.encoder_source,
                  f" {self.encoder_path}" if self.encoder_path else "", self.device, self.precision, self.threads)
+        warmup_frames = int(getattr(cfg.runtime, "warmup_frames", 0))
+        if warmup_frames > 0:
+            self.warmup(cfg.encoder.input_width or 640, cfg.encoder.input_height or 480, warmup_frames)
 
     # -- state ---------------------------------------------------------------------------------------------------
     def _stream(self, key: str) -> StreamState:

@@ -19,7 +19,7 @@ def test_run_writes_config_detections_overlay_and_result(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--source", "synthetic", "--max-frames", "4", "--out", str(out), "--overlay", "--no-progress",
                  "--set", "encoder.name=dualstream_tiny", "--set", "source.width=320", "--set", "source.height=240",
-                 "--set", "runtime.device=cpu"])
+                 "--set", "runtime.device=cpu", "--set", "runtime.warmup_frames=1"])
     assert code == 0
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["encoder"]["name"] == "dualstream_tiny" and config["source"]["uri"] == "synthetic"

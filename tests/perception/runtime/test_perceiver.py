@@ -11,7 +11,8 @@ from perception.runtime.perceiver import Perceiver
 
 
 def _cfg(*overrides: str):
-    return load_config(None, ["encoder.name=dualstream_tiny", "runtime.device=cpu", *overrides])
+    return load_config(None, ["encoder.name=dualstream_tiny", "runtime.device=cpu", "runtime.warmup_frames=0",
+                              *overrides])
 
 
 def _small_cfg(*overrides: str):
@@ -80,6 +81,17 @@ def test_streams_keep_separate_state(small):
     for a, b in zip(reference, mixed):
         np.testing.assert_array_equal(a.features, b.features)
         np.testing.assert_array_equal(a.detections.boxes, b.detections.boxes)
+
+
+def test_warmup_leaves_no_trace(small):
+    cold = Perceiver(_small_cfg()).process(small[0])
+    warm_perceiver = Perceiver(_small_cfg("runtime.warmup_frames=2"))
+    assert warm_perceiver.streams == []  # the throwaway stream is gone
+    warm = warm_perceiver.process(small[0])
+    assert warm.keyframe
+    np.testing.assert_array_equal(warm.features, cold.features)
+    np.testing.assert_array_equal(warm.detections.boxes, cold.detections.boxes)
+    assert warm_perceiver.warmup(64, 48, frames=1) > 0 and warm_perceiver.streams == ["default"]
 
 
 def test_pictures_only_when_enabled_and_reset_starts_over(small):
