@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from perception.config import load_config
 from perception.io.frame import Frame
@@ -112,3 +113,17 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
     with pytest.raises(CheckpointError, match="nope.safetensors"):
         Perceiver(_cfg(f"encoder.checkpoint={tmp_path / 'nope.safetensors'}"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_the_cpu_layout(small):
+    gpu = Perceiver(_small_cfg("runtime.device=cuda"))
+    assert gpu.device.type == "cuda" and gpu.precision == "fp16"
+    cpu_result = Perceiver(_small_cfg("runtime.precision=fp32")).process(small[0])
+    result = gpu.process(small[0])
+    assert result.features.shape == cpu_result.features.shape and result.features.dtype == np.float32
+    assert np.isfinite(result.features).all() and result.pca.shape == (30, 40, 3)
+    cos = (result.features * cpu_result.features).sum(-1) / (
+        np.linalg.norm(result.features, axis=-1) * np.linalg.norm(cpu_result.features, axis=-1) + 1e-6)
+    assert np.median(cos) > 0.98  # fp16 on the GPU computes the same features as fp32 on the CPU
