@@ -72,9 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_command(sub: argparse._SubParsersAction, name: str, module_name: str) -> None:
-    add_arguments, handler, summary = load_command(module_name)
+    try:
+        add_arguments, handler, summary = load_command(module_name)
+    except ImportError as exc:  # one broken command must not take the others down
+        _add_unavailable(sub, name, module_name, exc)
+        return
     command = sub.add_parser(name, help=summary, description=summary)
     add_arguments(command)
+    command.set_defaults(handler=handler)
+
+
+def _add_unavailable(sub: argparse._SubParsersAction, name: str, module_name: str, exc: ImportError) -> None:
+    """A placeholder for a command whose module does not import: it says why and exits 1."""
+    reason = f"unavailable ({module_name} does not import: {exc})"
+    command = sub.add_parser(name, help=reason, description=reason)
+    command.add_argument("ignored", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def handler(args: argparse.Namespace) -> int:
+        print(f"dualstream {name}: {reason}", file=sys.stderr)
+        return 1
+
     command.set_defaults(handler=handler)
 
 

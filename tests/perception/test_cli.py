@@ -15,6 +15,15 @@ def test_subcommands_are_registered():
     assert args.command == "run" and args.max_frames == 3 and callable(args.handler)
 
 
+def test_a_command_that_does_not_import_leaves_the_others_working(monkeypatch, capsys):
+    from perception import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "broken", "perception.commands.no_such_module")
+    assert cli.build_parser().parse_args(["run", "--max-frames", "2"]).max_frames == 2
+    assert cli.main(["broken"]) == 1
+    assert "perception.commands.no_such_module does not import" in capsys.readouterr().err
+
+
 def test_run_writes_config_detections_overlay_and_result(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--source", "synthetic", "--max-frames", "4", "--out", str(out), "--overlay", "--no-progress",
