@@ -68,14 +68,20 @@ class DetectorConfig:
     max_detections: int = 50
     motion_weight: float = 0.5
     track_iou: float = 0.3
-    track_max_misses: int = 5
+    track_max_misses: int = 15  # frames a lost track is kept (0.5 s at 30 fps) to bridge occlusions
     track_feature_weight: float = 0.3  # weight of appearance similarity against box IoU in association
     min_cells: int = 2  # smallest component, in stride-8 cells
+    close_cells: int = 1  # radius, in cells, of the morphological closing that joins fragments (0: off)
     motion_scale: float = 0.5  # resolution of the motion analysis relative to the frame
     motion_threshold: float = 3.0  # frame difference counts as motion above this many times the noise level
     saliency_components: int = 8  # principal components of the feature model used for saliency
     saliency_momentum: float = 0.9  # weight of past frames in the running feature statistics
-    group_similarity: float = 0.0  # neighbour cells join only above this feature cosine similarity (-1: always)
+    saliency_smooth: int = 1  # box filter size, in cells, applied to the saliency map (1: off)
+    saliency_border: int = 1  # outer ring of cells whose saliency is copied from inside (padding artefacts)
+    group_similarity: float = -1.0  # neighbour cells join only above this feature cosine similarity (-1: always)
+    split_depth: int = 2  # split touching objects by appearance up to this many times (0: off)
+    split_min_cells: int = 6  # each part of a split has at least this many cells
+    split_coherence: float = 0.7  # a split is kept when each part's largest connected piece has this share of it
 
 
 @dataclass
