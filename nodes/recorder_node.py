@@ -41,6 +41,7 @@ class RecorderNode(Node):
         output = self.declare_parameter("output", "").value
         storage = self.declare_parameter("storage", "mcap").value
         self.stats_path = self.declare_parameter("stats_path", "").value
+        self.ready_path = self.declare_parameter("ready_path", "").value
         reliability = self.declare_parameter("reliability", "reliable").value
         depth = self.declare_parameter("depth", 50).value
         topics = [t for t in topics if t]
@@ -63,6 +64,18 @@ class RecorderNode(Node):
             self.subs.append(sub)
         self.names = {topic: sub.topic_name for topic, sub in zip(topics, self.subs)}
         self.get_logger().info(f"recording {sorted(self.names.values())} to {output or '(nowhere: stats only)'}")
+        self.ready = False
+        self.ready_timer = self.create_timer(0.1, self._check_ready)
+
+    def _check_ready(self) -> None:
+        """Once every recorded topic has a matched publisher, say so (log, and ``ready_path`` when set)."""
+        if self.ready or any(sub.get_publisher_count() == 0 for sub in self.subs):
+            return
+        self.ready = True
+        self.ready_timer.cancel()
+        self.get_logger().info("every recorded topic has a publisher")
+        if self.ready_path:
+            write_json(self.ready_path, {"topics": sorted(self.names.values())})
 
     def _on_message(self, topic: str, data: bytes) -> None:
         now_ns = time.time_ns()

@@ -55,9 +55,11 @@ def _processes(args: argparse.Namespace, out: Path, source: str) -> list[Managed
     recorder = node_command(f"{PKG}.recorder_node", "demo_recorder", params={
         "topics": list(OUTPUT_TOPICS), "types": list(OUTPUT_TOPICS.values()), "output": str(out / "bag"),
         "storage": "mcap", "stats_path": str(out / "recorder_stats.json"), "reliability": "reliable",
+        "ready_path": str(out / "recorder_ready.json"),
     })
+    # Reliable with a short history: the recorder must see every output, even when a busy core delays its acks.
     perception_params: dict[str, object] = {"stats_path": str(out / "perception_stats.json"),
-                                            "qos.reliability": "reliable"}
+                                            "qos.reliability": "reliable", "qos.depth": 5}
     if args.checkpoint:
         perception_params["encoder.checkpoint"] = args.checkpoint
     for item in args.set:
@@ -69,7 +71,7 @@ def _processes(args: argparse.Namespace, out: Path, source: str) -> list[Managed
                               params=perception_params, remaps={"image": "image_raw"})
     camera = node_command(f"{PKG}.camera_node", "camera_node", namespace="/camera", params={
         "source.uri": source, "source.rate_hz": args.rate, "qos.reliability": "reliable",
-        "wait_for_subscribers": 1, "wait_timeout_s": 120.0, "startup_delay_s": 2.0, "exit_at_end": True,
+        "wait_for_subscribers": 1, "wait_timeout_s": 120.0, "startup_delay_s": 0.5, "exit_at_end": True,
         "max_frames": args.max_frames, "stats_path": str(out / "camera_stats.json"),
     })
     return [ManagedProcess(name, cmd, env, out / f"{name}.log", echo)
@@ -131,6 +133,19 @@ def _print_summary(summary: dict, out: Path) -> None:
     print(f"    bag/            MCAP bag of the outputs (open in Foxglove, or `dualstream replay` later)")
 
 
+def _wait_ready(ready_file: Path, procs: tuple[ManagedProcess, ...], timeout: float) -> None:
+    """Wait until the recorder has matched every output topic (so no output is lost at the start)."""
+    deadline = time.monotonic() + timeout
+    while not ready_file.exists():
+        dead = [p.name for p in procs if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"demo: {', '.join(dead)} exited during start-up; see the logs")
+        if time.monotonic() > deadline:
+            print(f"demo: outputs not matched after {timeout:.0f} s; starting the camera anyway", file=sys.stderr)
+            return
+        time.sleep(0.1)
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
@@ -142,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         recorder.start()
         perception.start()
+        _wait_ready(out / "recorder_ready.json", (recorder, perception), timeout=min(args.timeout, 180.0))
         camera.start()
         camera.wait(timeout=args.timeout)
         time.sleep(1.5)  # let the last frame through the model and the recorder
