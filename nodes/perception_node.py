@@ -63,6 +63,7 @@ class PerceptionNode(Node):
         self.errors = 0
         self.last_problem = ""
         self.processing = RollingStats()
+        self.stage_ms: dict[str, float] = {}
         self.seq = 0
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
@@ -111,6 +112,7 @@ class PerceptionNode(Node):
             try:
                 result = self.perceiver.process(frame)
                 self._publish(result, header)
+                self.stage_ms = result.timings_ms
             except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is counted and logged
                 self.errors += 1
                 self.last_problem = f"processing: {type(exc).__name__}: {exc}"
@@ -144,6 +146,7 @@ class PerceptionNode(Node):
             "rate_hz": self.processing.rate_hz(),
             "latency_p50_ms": latency["p50"],
             "latency_p95_ms": latency["p95"],
+            **{f"{stage}_ms": ms for stage, ms in self.stage_ms.items()},
             "last_problem": self.last_problem,
             "device": str(self.perceiver.device),
         }
