@@ -10,8 +10,6 @@ from __future__ import annotations
 import threading
 import time
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -20,6 +18,7 @@ from dualstream_perception.conversions import rgb_to_compressed, rgb_to_image
 from dualstream_perception.node_config import CameraNodeConfig
 from dualstream_perception.params import ConfigParameters
 from dualstream_perception.qos import image_qos
+from dualstream_perception.spin import run_node
 from perception.io.atomic import write_json
 from perception.io.factory import open_source
 from perception.io.pacing import paced
@@ -99,17 +98,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = CameraNode()
-    try:
-        while rclpy.ok() and not (node.finished.is_set() and node.params.config.exit_at_end):
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.get_logger().info(f"published {node.published} frames")
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(CameraNode, args, finished=lambda node: node.finished.is_set() and node.params.config.exit_at_end)
 
 
 if __name__ == "__main__":

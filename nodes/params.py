@@ -16,7 +16,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from perception.config import ConfigError, config_to_dict, load_config
+from perception.config import ConfigError, flatten_config, load_config, nest_dotted
 
 _ROS_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
               str: Parameter.Type.STRING}
@@ -31,17 +31,6 @@ def _leaves(cfg: Any, prefix: str = "") -> Iterable[tuple[str, Any, type]]:
             yield from _leaves(value, name + ".")
         elif hints[f.name] in _ROS_TYPES:
             yield name, value, hints[f.name]
-
-
-def _nest(flat: dict[str, Any]) -> dict:
-    out: dict = {}
-    for key, value in flat.items():
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
 
 
 class ConfigParameters:
@@ -73,11 +62,11 @@ class ConfigParameters:
         node.add_on_set_parameters_callback(self._on_set)
 
     def _build(self, flat: dict[str, Any]) -> Any:
-        return load_config(_nest(flat), cls=self._cls)
+        return load_config(nest_dotted(flat), cls=self._cls)
 
     def validate(self, params: list[Parameter]) -> tuple[Any | None, str]:
         """The config these parameter changes would give, or None and the reason they are refused."""
-        flat = config_to_flat(self.config)
+        flat = flatten_config(self.config)
         for p in params:
             if p.name not in self._names:
                 continue
@@ -96,18 +85,3 @@ class ConfigParameters:
         if self._on_change is not None:
             self._on_change(new_cfg)
         return SetParametersResult(successful=True)
-
-
-def config_to_flat(cfg: Any) -> dict[str, Any]:
-    """``{"detector.score_threshold": 0.3, ...}`` for every scalar leaf."""
-    flat: dict[str, Any] = {}
-
-    def walk(d: dict, prefix: str) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                flat[f"{prefix}{k}"] = v
-
-    walk(config_to_dict(cfg), "")
-    return flat

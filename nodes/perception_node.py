@@ -15,8 +15,6 @@ import threading
 import time
 from collections import Counter
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
@@ -28,6 +26,7 @@ from dualstream_perception.diagnostics import diagnostic_array
 from dualstream_perception.node_config import PerceptionNodeConfig
 from dualstream_perception.params import ConfigParameters
 from dualstream_perception.qos import image_qos
+from dualstream_perception.spin import run_node
 from perception.io.atomic import write_json
 from perception.io.frame import Frame
 from perception.io.image_codec import ImageDecodeError
@@ -176,15 +175,7 @@ class PerceptionNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = PerceptionNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(PerceptionNode, args)
 
 
 if __name__ == "__main__":

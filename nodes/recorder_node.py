@@ -12,11 +12,10 @@ import threading
 import time
 from collections import defaultdict
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from dualstream_perception.qos import image_qos
+from dualstream_perception.spin import run_node
 from perception.io.atomic import write_json
 from perception.io.bag_writer import BagWriter, header_stamp_ns
 from perception.runtime.stats import percentiles
@@ -113,16 +112,7 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = RecorderNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(RecorderNode, args)
 
 
 if __name__ == "__main__":

@@ -187,13 +187,34 @@ def parse_override(text: str) -> dict:
     if not key:
         raise ConfigError(f"override '{text}': empty key")
     value = yaml.safe_load(raw) if raw.strip() else ""
+    return nest_dotted({key: value})
+
+
+def nest_dotted(flat: Mapping[str, Any]) -> dict:
+    """``{"a.b": 1, "a.c": 2}`` -> ``{"a": {"b": 1, "c": 2}}``."""
     out: dict = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+    for key, value in flat.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
     return out
+
+
+def flatten_config(cfg: Any) -> dict[str, Any]:
+    """``{"detector.score_threshold": 0.3, ...}`` for every leaf of a config dataclass (the inverse of nesting)."""
+    flat: dict[str, Any] = {}
+
+    def walk(d: Mapping, prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, Mapping):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = v
+
+    walk(config_to_dict(cfg), "")
+    return flat
 
 
 def _deep_update(base: dict, extra: Mapping) -> dict:
