@@ -24,6 +24,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "run": "perception.commands.run",
     "demo": "perception.commands.demo",
     "pretrain": "perception.commands.pretrain",
+    "calibrate": "perception.commands.calibrate",
     "eval": {
         "propagate": "perception.commands.eval_propagate",
     },
