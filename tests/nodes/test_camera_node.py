@@ -27,8 +27,9 @@ def _camera(ros, **params) -> CameraNode:
 def _listener(ros, name: str):
     node = ros.add(rclpy_node(ros, name))
     images, infos = [], []
-    node.create_subscription(Image, "image_raw", lambda m: images.append((m, time.monotonic())), image_qos())
-    node.create_subscription(CameraInfo, "camera_info", infos.append, image_qos())
+    qos = image_qos("reliable", 30)
+    node.create_subscription(Image, "image_raw", lambda m: images.append((m, time.monotonic())), qos)
+    node.create_subscription(CameraInfo, "camera_info", infos.append, qos)
     return node, images, infos
 
 
@@ -40,7 +41,7 @@ def rclpy_node(ros, name: str):
 
 def test_publishes_every_frame_at_the_set_rate(ros, wait_for):
     _, images, infos = _listener(ros, "listener")
-    camera = _camera(ros, **{"source.rate_hz": 20.0, "qos.reliability": "reliable"})
+    camera = _camera(ros, **{"source.rate_hz": 20.0, "qos.reliability": "reliable", "qos.depth": 30})
     assert wait_for(camera.finished.is_set, timeout=20.0)
     assert wait_for(lambda: len(images) == 15, timeout=3.0), len(images)
     assert camera.published == 15
@@ -68,7 +69,8 @@ def test_use_sim_time_stamps_follow_the_clock_topic(ros, wait_for):
 
     clock_node.create_timer(0.01, tick)
     camera = _camera(ros, use_sim_time=True, **{"source.rate_hz": 30.0, "source.num_frames": 5,
-                                                "qos.reliability": "reliable", "startup_delay_s": 0.5})
+                                                "qos.reliability": "reliable", "qos.depth": 30,
+                                                "startup_delay_s": 0.5})
     assert wait_for(camera.finished.is_set, timeout=20.0)
     assert wait_for(lambda: len(images) == 5, timeout=3.0)
     stamps = {stamp_to_ns(m.header.stamp) for m, _ in images}

@@ -58,7 +58,7 @@ def test_demo_on_the_synthetic_scene(tmp_path, ros):
     out = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "perception.cli", "demo", "--source", "synthetic", "--max-frames", "30",
-         "--rate", "10", "--out", str(out), "--domain-id", str(ros.domain_id), "--quiet",
+         "--rate", "5", "--out", str(out), "--domain-id", str(ros.domain_id), "--quiet",
          "--set", "encoder.name=dualstream_tiny"],
         capture_output=True, text=True, timeout=240, env=graph_environment())
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
