@@ -105,7 +105,7 @@ def _calibrate(args: argparse.Namespace, cv2) -> int:
     from perception.geometry.calibration import calibrate_views  # noqa: PLC0415
     from perception.geometry.camera_model import CalibrationError  # noqa: PLC0415
     from perception.geometry.camera_yaml import save_camera_yaml  # noqa: PLC0415
-    from perception.geometry.chessboard import Chessboard, detect_board  # noqa: PLC0415
+    from perception.geometry.chessboard import Chessboard, detect_board, larger_board_visible  # noqa: PLC0415
     from perception.geometry.pictures import corners_picture, undistorted_picture  # noqa: PLC0415
     from perception.geometry.rectify import Rectifier  # noqa: PLC0415
     from perception.geometry.view_selection import coverage, select_views  # noqa: PLC0415
@@ -127,6 +127,12 @@ def _calibrate(args: argparse.Namespace, cv2) -> int:
     if not views:
         raise CalibrationError(f"no {board} board found in any of {seen} image(s); --board counts INNER corners "
                                "(a board of 10x7 squares is 9x6)")
+    warnings = []
+    larger = larger_board_visible(images[views[0].name], board)
+    if larger is not None:
+        warnings.append(f"{views[0].name} also holds a {larger.cols}x{larger.rows} board: is --board {args.board} "
+                        "right? (it counts inner corners; a sub-board calibrates too, but check)")
+        log.warning(warnings[-1])
     selection = select_views(views, board, max_blur_px=args.max_blur, min_distance=args.min_distance,
                              max_views=args.max_views)
     result = calibrate_views(selection.kept, board, model=args.model, alpha=args.alpha, camera_name=name)
@@ -143,7 +149,7 @@ def _calibrate(args: argparse.Namespace, cv2) -> int:
     cover = coverage(selection.kept, board)
     summary = {"calibration": str(out), "board": str(board), "model": args.model, "images_seen": seen,
                "boards_found": len(views), "views_used": [v.name for v in selection.kept],
-               "no_board": missing, "rejected": selection.rejected, "coverage": cover, **result.summary(),
+               "no_board": missing, "rejected": selection.rejected, "warnings": warnings, "coverage": cover, **result.summary(),
                "arguments": {k: v for k, v in vars(args).items() if k != "handler"}}
     write_json(report / "result.json", summary)
     _print(summary, result, report)

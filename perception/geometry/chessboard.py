@@ -118,3 +118,16 @@ def detect_board(image: np.ndarray, board: Chessboard, name: str = "image") -> B
     sharpness = cv2.estimateChessboardSharpness(gray, board.pattern_size, refined)
     return BoardView(name=name, corners=refined.reshape(-1, 2).astype(np.float32),
                      image_size=(int(gray.shape[1]), int(gray.shape[0])), blur_px=float(sharpness[0][0]))
+
+
+def larger_board_visible(image: np.ndarray, board: Chessboard) -> Chessboard | None:
+    """A board one corner wider or taller than ``board`` that is also found in ``image``, if any: then ``board``
+    is probably a wrong size (OpenCV finds a smaller pattern inside a larger board) and the user should know."""
+    gray = to_gray(image)
+    for cols, rows in ((board.cols + 1, board.rows), (board.cols, board.rows + 1)):
+        if cols == rows:
+            continue
+        found, _ = cv2.findChessboardCorners(gray, (cols, rows), flags=_FIND_FLAGS)
+        if found:
+            return Chessboard(cols, rows, board.square)
+    return None

@@ -120,3 +120,13 @@ def test_written_document_has_the_ros_fields_in_order():
     assert list(doc) == ["image_width", "image_height", "camera_name", "camera_matrix", "distortion_model",
                          "distortion_coefficients", "rectification_matrix", "projection_matrix"]
     assert doc["distortion_coefficients"]["rows"] == 1 and doc["distortion_coefficients"]["cols"] == 5
+
+
+def test_shipped_calibration_files_load_and_round_trip():
+    folder = Path(__file__).resolve().parents[3] / "calibration"
+    files = sorted(folder.glob("*.yaml"))
+    assert files, folder
+    for path in files:
+        model = load_camera_yaml(path)
+        assert model.camera_name == path.stem
+        assert dumps_camera_yaml(model) == path.read_text()
