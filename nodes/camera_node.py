@@ -3,6 +3,11 @@
 Sources: video files, camera devices, network streams, image folders, rosbag2 folders, the synthetic scene
 (``source.uri``). Frames go out at the source's rate or ``source.rate_hz``, optionally looping, stamped with the node
 clock, so ``use_sim_time`` gives simulated stamps. Topic names are relative: namespaces and remapping work.
+
+``camera_info`` carries the calibration of ``camera_info_url`` (``file://``, ``package://`` or a path; ROS
+camera_calibration YAML), scaled to the stream's resolution, or only width and height when there is none. The
+``~/set_camera_info`` service (sensor_msgs/srv/SetCameraInfo, as ROS's cameracalibrator sends it) stores a new
+calibration in that file atomically and publishes it from the next frame on.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.srv import SetCameraInfo
 from std_msgs.msg import Header
 
+from dualstream_perception.camera_info import CameraInfoManager
 from dualstream_perception.conversions import rgb_to_compressed, rgb_to_image
 from dualstream_perception.node_config import CameraNodeConfig
 from dualstream_perception.params import ConfigParameters
@@ -27,11 +34,14 @@ from perception.io.pacing import paced
 class CameraNode(Node):
     def __init__(self, name: str = "camera_node", **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.params = ConfigParameters(self, CameraNodeConfig(), read_only=("source.", "qos.", "encoding"))
+        self.params = ConfigParameters(self, CameraNodeConfig(), read_only=("source.", "qos.", "encoding",
+                                                                              "camera_info_url"))
         cfg: CameraNodeConfig = self.params.config
         qos = image_qos(cfg.qos.reliability, cfg.qos.depth)
         self.image_pub = self.create_publisher(Image, "image_raw", qos)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        self.camera_info = CameraInfoManager(cfg.camera_info_url, self.get_logger())
+        self.set_info_srv = self.create_service(SetCameraInfo, "~/set_camera_info", self._on_set_camera_info)
         self.compressed_pub = (self.create_publisher(CompressedImage, "image_raw/compressed", qos)
                                if cfg.publish_compressed else None)
         self.published = 0
@@ -87,9 +97,14 @@ class CameraNode(Node):
         self.image_pub.publish(rgb_to_image(image, header, cfg.encoding))
         if self.compressed_pub is not None:
             self.compressed_pub.publish(rgb_to_compressed(image, header))
-        info = CameraInfo(header=header, height=int(image.shape[0]), width=int(image.shape[1]))
-        self.info_pub.publish(info)
+        self.info_pub.publish(self.camera_info.message(header, image.shape[1], image.shape[0]))
         self.published += 1
+
+    def _on_set_camera_info(self, request: SetCameraInfo.Request, response: SetCameraInfo.Response):
+        response.success, response.status_message = self.camera_info.set(request.camera_info)
+        if not response.success:
+            self.get_logger().warning(f"set_camera_info: {response.status_message}")
+        return response
 
     def destroy_node(self) -> None:
         self._stop.set()

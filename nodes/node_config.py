@@ -27,6 +27,7 @@ class CameraNodeConfig:
     stats_path: str = ""  # write {"published": N, ...} as JSON here when the source ends or the node stops
     exit_at_end: bool = False  # shut the node down when a finite source ends (no loop)
     max_frames: int = 0  # 0: no limit
+    camera_info_url: str = ""  # calibration YAML (file://, package:// or a path); empty: uncalibrated camera_info
 
 
 @dataclass
@@ -38,3 +39,4 @@ class PerceptionNodeConfig:
     input_transport: str = "raw"  # raw: subscribe `image`; compressed: subscribe `image/compressed`
     diagnostics_period_s: float = 1.0
     stats_path: str = ""  # write counters as JSON here on shutdown (empty: do not)
+    rectify: bool = False  # undistort/rectify with the latest camera_info; boxes are then in the rectified frame

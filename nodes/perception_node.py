@@ -7,19 +7,27 @@ stride-8 cell), ``features/pca`` (rgb8), ``debug/image`` (rgb8 overlay) and ``/d
 The subscription callback only decodes and hands the frame to a latest-only slot; a worker thread runs the core
 ``Perceiver`` on the newest frame, so a slow model drops old frames (counted) instead of queueing them. A bad message
 is logged with what was wrong, counted, and skipped.
+
+``camera_info`` is always subscribed. With ``rectify: true`` the worker undistorts and rectifies each frame with the
+latest calibration received (``perception.geometry.rectify``; maps built once per calibration and resolution) before
+the model sees it, so every output (detections, features, overlay) is in the RECTIFIED frame: pixel coordinates of
+that camera_info's ``P``, not of the raw image. Until a usable camera_info arrives, frames are skipped and counted
+(``not_rectified``) rather than processed unrectified.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
+from dualstream_perception.camera_info import msg_to_camera_info_fields
 from dualstream_perception.conversions import (compressed_to_rgb, detections_to_msg, features_to_image,
                                                image_to_rgb, rgb_to_image, stamp_to_ns)
 from dualstream_perception.diagnostics import diagnostic_array
@@ -27,6 +35,7 @@ from dualstream_perception.node_config import PerceptionNodeConfig
 from dualstream_perception.params import ConfigParameters
 from dualstream_perception.qos import image_qos
 from dualstream_perception.spin import run_node
+from perception.geometry.rectify import LatestRectifier
 from perception.io.atomic import write_json
 from perception.io.frame import Frame
 from perception.io.image_codec import ImageDecodeError
@@ -56,6 +65,8 @@ class PerceptionNode(Node):
             self.sub = self.create_subscription(Image, "image", self._on_image, qos)
         else:
             raise ValueError(f"input_transport '{cfg.input_transport}': expected 'raw' or 'compressed'")
+        self.calibration = LatestRectifier()
+        self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
         self.slot: LatestSlot = LatestSlot()
         self.received = 0
         self.bad = Counter()
@@ -101,7 +112,19 @@ class PerceptionNode(Node):
             return
         self._accept(image, msg.header)
 
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.calibration.update(msg_to_camera_info_fields(msg))
+
     # -- processing ----------------------------------------------------------------------------------------------
+    def _rectified(self, frame: Frame) -> Frame | None:
+        rectifier = self.calibration.rectifier
+        if rectifier is None:
+            self.bad["not_rectified"] += 1
+            self.last_problem = f"rectify is on but {self.calibration.problem}: frame skipped"
+            self.get_logger().warning(self.last_problem, throttle_duration_sec=2.0)
+            return None
+        return dataclasses.replace(frame, image=rectifier.rectify(frame.image))
+
     def _work(self) -> None:
         while not self._stop.is_set():
             item = self.slot.get(timeout=0.1)
@@ -109,6 +132,8 @@ class PerceptionNode(Node):
                 continue
             frame, header, received_at = item
             try:
+                if self.params.config.rectify and (frame := self._rectified(frame)) is None:
+                    continue
                 result = self.perceiver.process(frame)
                 self._publish(result, header)
                 self.stage_ms = result.timings_ms

@@ -124,6 +124,14 @@ class CameraModel:
     def replace(self, **changes: Any) -> "CameraModel":
         return dataclasses.replace(self, **changes)
 
+    def for_resolution(self, width: int, height: int, tolerance: float = 0.01) -> "CameraModel":
+        """``scaled`` to a stream of that size, refusing a different aspect ratio (a crop needs its own calibration)."""
+        if abs((width / height) / (self.width / self.height) - 1.0) > tolerance:
+            raise CalibrationError(f"image {width}x{height}: aspect ratio differs from the calibration's "
+                                   f"{self.width}x{self.height} (camera '{self.camera_name}'); a cropped stream needs "
+                                   "its own calibration")
+        return self.scaled(width, height)
+
     def scaled(self, width: int, height: int) -> "CameraModel":
         """The same camera seen at ``width`` x ``height`` (a resized stream): K and P rows scale with the image.
 

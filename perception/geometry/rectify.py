@@ -17,9 +17,6 @@ import numpy as np
 
 from perception.geometry.camera_model import CalibrationError, CameraModel
 
-_ASPECT_TOLERANCE = 0.01
-
-
 class Rectifier:
     """Rectifies images of any resolution with the aspect ratio of ``camera``; thread-safe map cache."""
 
@@ -32,12 +29,7 @@ class Rectifier:
 
     def model_for(self, width: int, height: int) -> CameraModel:
         """The calibration scaled to a ``width`` x ``height`` stream; refuses a different aspect ratio (a crop)."""
-        cal = self.camera
-        if abs((width / height) / (cal.width / cal.height) - 1.0) > _ASPECT_TOLERANCE:
-            raise CalibrationError(f"image {width}x{height}: aspect ratio differs from the calibration's "
-                                   f"{cal.width}x{cal.height} (camera '{cal.camera_name}'); a cropped stream needs "
-                                   "its own calibration")
-        return cal.scaled(width, height)
+        return self.camera.for_resolution(width, height)
 
     def rectified_model(self, width: int, height: int) -> CameraModel:
         """The camera of the rectified image at that resolution: K = P's 3x3, no distortion, identity R."""
@@ -81,3 +73,29 @@ class Rectifier:
         else:
             out = cv2.undistortPoints(pts, cam.K, cam.D, R=cam.R, P=cam.P[:, :3])
         return out.reshape(-1, 2)
+
+
+class LatestRectifier:
+    """The ``Rectifier`` of the newest calibration seen on a camera_info stream (CameraInfo fields as a dict, see
+    ``CameraModel.to_camera_info``). The rectifier and its maps are rebuilt only when the calibration changes; an
+    unusable calibration (an uncalibrated all-zero K, NaN...) leaves no rectifier and says why in ``problem``."""
+
+    def __init__(self) -> None:
+        self.rectifier: Rectifier | None = None
+        self.problem = "no camera_info received yet"
+        self._key: tuple | None = None
+
+    def update(self, info: dict) -> bool:
+        """Take a camera_info; True when a usable rectifier is in place afterwards."""
+        key = tuple((name, tuple(value) if isinstance(value, (list, tuple)) else repr(value))
+                    for name, value in sorted(info.items()))
+        if key == self._key:
+            return self.rectifier is not None
+        self._key = key
+        try:
+            model = CameraModel.from_camera_info(info)
+        except CalibrationError as exc:
+            self.rectifier, self.problem = None, f"camera_info unusable: {exc}"
+            return False
+        self.rectifier, self.problem = Rectifier(model), ""
+        return True

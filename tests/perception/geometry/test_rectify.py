@@ -70,3 +70,19 @@ def test_maps_are_cached_per_resolution_and_scaled(distorted_camera, board_rende
 def test_a_cropped_stream_is_refused(distorted_camera):
     with pytest.raises(CalibrationError, match=r"640x360: aspect ratio differs.*640x480"):
         Rectifier(distorted_camera).rectify(np.zeros((360, 640, 3), np.uint8))
+
+
+def test_latest_rectifier_rebuilds_only_on_a_new_calibration(distorted_camera):
+    from perception.geometry.rectify import LatestRectifier
+
+    latest = LatestRectifier()
+    assert latest.rectifier is None and "no camera_info" in latest.problem
+    info = distorted_camera.to_camera_info()
+    assert latest.update(info)
+    first = latest.rectifier
+    assert latest.update(distorted_camera.to_camera_info()) and latest.rectifier is first  # same values: kept
+    changed = distorted_camera.replace(D=np.zeros(5)).to_camera_info()
+    assert latest.update(changed) and latest.rectifier is not first
+    blank = {**info, "k": [0.0] * 9}  # an uncalibrated driver
+    assert not latest.update(blank)
+    assert latest.rectifier is None and "camera_info unusable" in latest.problem and "uncalibrated" in latest.problem
