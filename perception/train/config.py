@@ -40,6 +40,7 @@ class DataConfig:
     scale: list[float] = field(default_factory=lambda: [0.8, 1.2])
     min_side: int = 160  # videos smaller than this (after scaling) are upscaled to it
     flip: bool = True
+    jitter: int = 0  # per-frame crop shift, up to this many pixels in y and x
     cache_frames: bool = True  # decode every recording once into memory (else read_frames per clip)
     max_width: int = 0  # cached frames wider than this are shrunk to it first (0: keep)
     bag_topic: str = ""

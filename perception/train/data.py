@@ -2,7 +2,9 @@
 
 A clip is ``clip_len`` frames ``gap`` frames apart (gaps from adjacent frames to seconds apart, drawn per clip from
 ``DataConfig.gaps``), resized by one random factor, cropped at one random place and optionally flipped, the same
-for every frame of the clip (so the motion inside the clip is the footage's own).
+for every frame of the clip, except that each frame's crop may be shifted by up to ``jitter`` pixels on its own: a
+cell at the same place in two frames is then not the same scene point, so features cannot solve the temporal
+objectives by position (padding and position embeddings) instead of appearance.
 
 Sampling is a pure function of ``(seed, step)``: every process draws the same global batch of
 ``batch_size * world_size`` clip specs and keeps its own slice ``rank::world_size`` (the sharding of
@@ -158,6 +160,7 @@ class ClipSpec:
     crop_y: float
     crop_x: float
     flip: bool
+    shifts: tuple[tuple[int, int], ...] = ()  # per-frame (dy, dx) offsets of the crop, pixels
 
 
 class ClipSampler:
@@ -181,8 +184,11 @@ class ClipSampler:
         gap = int(fitting[int(rng.integers(len(fitting)))])
         start = int(rng.integers(frames - (cfg.clip_len - 1) * gap))
         scale = float(rng.uniform(cfg.scale[0], cfg.scale[1]))
-        return ClipSpec(index, start, gap, scale, float(rng.random()), float(rng.random()),
-                        bool(cfg.flip and rng.random() < 0.5))
+        flip = bool(cfg.flip and rng.random() < 0.5)
+        crop_y, crop_x = float(rng.random()), float(rng.random())
+        shifts = tuple((int(dy), int(dx)) for dy, dx in rng.integers(-cfg.jitter, cfg.jitter + 1, (cfg.clip_len, 2))
+                       ) if cfg.jitter > 0 else ()
+        return ClipSpec(index, start, gap, scale, crop_y, crop_x, flip, shifts)
 
     def specs(self, step: int, rank: int = 0, world: int = 1) -> list[ClipSpec]:
         rng = np.random.default_rng([self.seed, step])
@@ -204,10 +210,11 @@ def load_clip(source: ClipSource, spec: ClipSpec, cfg: DataConfig) -> np.ndarray
     indices = [spec.start + i * spec.gap for i in range(cfg.clip_len)]
     crop = (int(cfg.crop[0]), int(cfg.crop[1]))
     out = []
-    for frame in source.read(indices):
+    for t, frame in enumerate(source.read(indices)):
         frame = _resize_for_crop(frame, spec.scale, crop, cfg.min_side)
-        y = int(round(spec.crop_y * (frame.shape[0] - crop[0])))
-        x = int(round(spec.crop_x * (frame.shape[1] - crop[1])))
+        dy, dx = spec.shifts[t] if spec.shifts else (0, 0)
+        y = min(max(int(round(spec.crop_y * (frame.shape[0] - crop[0]))) + dy, 0), frame.shape[0] - crop[0])
+        x = min(max(int(round(spec.crop_x * (frame.shape[1] - crop[1]))) + dx, 0), frame.shape[1] - crop[1])
         frame = frame[y:y + crop[0], x:x + crop[1]]
         out.append(frame[:, ::-1] if spec.flip else frame)
     return np.ascontiguousarray(np.stack(out))

@@ -71,6 +71,14 @@ def build_model(cfg: TrainConfig) -> tuple[nn.Module, list[str]]:
     return model, notes
 
 
+@torch.no_grad()
+def copy_buffers(student: nn.Module, teacher: nn.Module) -> None:
+    """The teacher takes the student's batch-norm statistics as they are: an EMA of running statistics lags far
+    behind the weights they belong to in a short run."""
+    for (name, s), (_, t) in zip(student.named_buffers(), teacher.named_buffers()):
+        t.copy_(s)
+
+
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
@@ -139,7 +147,8 @@ class Trainer:
                                                    else float("inf"))
         self.optimizer.step()
         broadcast_buffers(self.student, self.dist)
-        update_momentum(self.student, self.teacher, momentum, include_buffers=True)
+        update_momentum(self.student, self.teacher, momentum)
+        copy_buffers(self.student, self.teacher)
         self.step += 1
         row: dict[str, float] = {"step": self.step, "lr": lr, "momentum": momentum,
                                  "loss": float(all_reduce_mean(total.detach(), self.dist)), "grad_norm": float(grad_norm)}
