@@ -4,8 +4,9 @@ Finds the board in every image (every ``--every``-th frame of a video or bag), k
 image without near-duplicates, calibrates with OpenCV and writes the ROS camera_calibration YAML to ``--out``. The
 report folder (``--report-dir``, default ``runs/calibrate/<name>``) gets ``result.json`` (RMS and per-view
 reprojection errors, coverage, why each dropped view was dropped, the arguments), ``corners.jpg`` and
-``undistorted.jpg``. ``--topic`` reads from a recorded bag (``--bag``) without ROS; record a live topic first with
-``ros2 bag record`` or the recorder node.
+``undistorted.jpg``. ``--topic T --bag DIR`` reads a recorded bag without ROS; ``--topic T`` alone reads the live
+topic for ``--duration`` seconds through a small rclpy helper of the node package (``dualstream_perception.
+topic_frames``), imported only then, so this module and the core stay ROS-free.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="folder of calibration images")
     src.add_argument("--video", metavar="V", help="video file")
-    src.add_argument("--topic", metavar="T", help="image topic of the bag given by --bag")
+    src.add_argument("--topic", metavar="T", help="image topic: live (needs ROS 2) or, with --bag, of a recording")
+    parser.add_argument("--duration", type=float, default=30.0, metavar="S",
+                        help="live --topic: read for S seconds (default 30)")
     parser.add_argument("--pattern", default="*", metavar="GLOB",
                         help="--images: which files, e.g. 'left*.jpg' (default all images)")
     parser.add_argument("--bag", metavar="DIR", help="rosbag2 folder (or .mcap/.db3 file) for --topic")
@@ -75,9 +78,10 @@ def _frames(args: argparse.Namespace) -> Iterator[tuple[str, np.ndarray]]:
         from perception.io.video import VideoFileSource  # noqa: PLC0415
 
         source = VideoFileSource(args.video)
+    elif not args.bag:
+        yield from _live_topic(args, cv2, SourceError)
+        return
     else:
-        if not args.bag:
-            raise SourceError("--topic needs --bag DIR (the command reads recorded bags, not live topics)")
         from perception.io.bag import BagSource  # noqa: PLC0415
 
         source = BagSource(args.bag, topic=args.topic)
@@ -87,6 +91,17 @@ def _frames(args: argparse.Namespace) -> Iterator[tuple[str, np.ndarray]]:
                 yield f"frame{frame.seq:06d}", cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
     finally:
         source.close()
+
+
+def _live_topic(args: argparse.Namespace, cv2, source_error: type[Exception]) -> Iterator[tuple[str, np.ndarray]]:
+    try:
+        from dualstream_perception.topic_frames import read_topic_frames  # noqa: PLC0415
+    except ImportError as exc:
+        raise source_error(f"--topic {args.topic}: reading a live topic needs ROS 2 (rclpy) and the "
+                           f"dualstream_perception nodes ({exc}); or record it and pass --bag DIR") from None
+    log.info("reading %s for %.0f s", args.topic, args.duration)
+    for name, rgb in read_topic_frames(args.topic, args.duration, every=args.every or 5):
+        yield name, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -176,3 +177,40 @@ def test_perception_node_rectifies_with_the_latest_camera_info(ros, wait_for):
     differs_from_rectified = np.mean(np.abs(overlay - expected) > 8)
     differs_from_raw = np.mean(np.abs(overlay - raw.astype(np.int16)) > 8)
     assert differs_from_rectified < 0.05 and differs_from_raw > 0.15, (differs_from_rectified, differs_from_raw)
+
+
+# -- dualstream calibrate --topic (live) ---------------------------------------------------------------------------
+@pytest.mark.ros
+def test_calibrate_reads_a_live_topic(ros, wait_for, tmp_path: Path, monkeypatch):
+    from perception.cli import main
+
+    folder = tmp_path / "boards"
+    folder.mkdir()
+    K = np.array([[420.0, 0.0, 322.5], [0.0, 418.0, 236.0], [0.0, 0.0, 1.0]])
+    D = np.array([-0.32, 0.11, 0.0008, -0.0005, -0.015])
+    rng = np.random.default_rng(0)
+    for k in range(8):  # boards drawn as filled squares at projected positions (an exact picture is not needed)
+        rvec = rng.uniform(-0.4, 0.4, 3) * [1, 1, 0.5]
+        tvec = np.array([rng.uniform(-0.15, 0.0), rng.uniform(-0.1, 0.0), rng.uniform(0.3, 0.42)])
+        image = np.full((480, 640), 128, np.uint8)
+        squares = [(i, j) for j in range(-1, 6) for i in range(-1, 9) if (i + j) % 2 == 0]
+        margin = np.array([[-0.05, -0.05, 0], [0.25, -0.05, 0], [0.25, 0.175, 0], [-0.05, 0.175, 0]])
+        pts, _ = cv2.projectPoints(margin, rvec, tvec, K, D)
+        cv2.fillConvexPoly(image, pts.reshape(-1, 2).round().astype(np.int32), 255)
+        for i, j in squares:
+            quad = np.array([[i, j, 0], [i + 1, j, 0], [i + 1, j + 1, 0], [i, j + 1, 0]], np.float64) * 0.025
+            pts, _ = cv2.projectPoints(quad, rvec, tvec, K, D)
+            cv2.fillConvexPoly(image, (pts.reshape(-1, 2) * 16).round().astype(np.int32), 0, cv2.LINE_AA, 4)
+        cv2.imwrite(str(folder / f"b{k}.png"), image)
+    _camera(ros, **{"source.uri": str(folder), "source.loop": True, "source.rate_hz": 10.0,
+                    "source.width": 640, "source.height": 480, "qos.reliability": "best_effort"})
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(ros.domain_id))
+    rc = main(["calibrate", "--topic", "/image_raw", "--duration", "4", "--every", "1", "--out",
+               str(tmp_path / "live.yaml"), "--report-dir", str(tmp_path / "r")])
+    assert rc == 0
+    model = load_camera_yaml(tmp_path / "live.yaml")
+    assert model.size == (640, 480) and model.K[0, 0] == pytest.approx(420.0, rel=0.03)
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert len(result["views_used"]) == 8  # the looping folder repeats its 8 boards: repeats are near-duplicates
+    assert result["boards_found"] > 8 and set(result["rejected"].values()) <= {
+        f"near-duplicate of {name}" for name in result["views_used"]}

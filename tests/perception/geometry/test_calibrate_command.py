@@ -81,8 +81,8 @@ def test_errors_name_the_problem(tmp_path: Path, distorted_camera, board_rendere
     assert "board '9by6': expected COLSxROWS" in capsys.readouterr().err
     assert main(["calibrate", "--images", str(tmp_path / "nothing"), *args]) == 2
     assert "not a directory" in capsys.readouterr().err
-    assert main(["calibrate", "--topic", "/camera/image_raw", *args]) == 2
-    assert "--topic needs --bag" in capsys.readouterr().err
+    assert main(["calibrate", "--topic", "/camera/image_raw", "--bag", str(tmp_path / "nobag"), *args]) == 2
+    assert "nobag: no such bag" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
 
 
@@ -93,3 +93,11 @@ def test_a_sub_board_is_flagged(shared_data: Path, tmp_path: Path):
     assert rc == 0  # OpenCV finds an 8x6 pattern inside the 9x6 board; the report says so
     warnings = json.loads((tmp_path / "r" / "result.json").read_text())["warnings"]
     assert len(warnings) == 1 and "9x6 board" in warnings[0]
+
+
+@pytest.mark.data
+def test_a_bag_topic_without_a_board_says_so(shared_data: Path, tmp_path: Path, capsys):
+    rc = main(["calibrate", "--topic", "/camera/image_raw", "--bag", str(shared_data / "bags" / "rosbag2_vtest_mcap"),
+               "--every", "10", "--out", str(tmp_path / "x.yaml"), "--report-dir", str(tmp_path / "r")])
+    assert rc == 2
+    assert "no 9x6 (25 mm squares) board found in any of 5 image(s)" in capsys.readouterr().err
