@@ -1,0 +1,322 @@
+"""``OnlineAdapter``: label-free adaptation of a small parameter subset while the encoder serves frames.
+
+Test-time adaptation on a stream, as TENT (Wang et al. 2021: normalisation affine parameters), EATA (Niu et al.
+2022: anchored, filtered updates), CoTTA (Wang et al. 2022: EMA teacher, restore to source) and test-time training
+on video streams (Wang et al. 2023: a sliding window of recent frames) do it, with the pretraining objectives of
+this package (``AdaptationObjective``) and a guard (``AdaptationGuard``) because adaptation can make a model worse.
+
+Threads: the inference side calls ``before_frame()`` (apply the newest published set, if any, at the frame
+boundary) and ``after_frame(frame_tensor, output)`` (buffer the frame); neither waits for an update. A background
+worker (``start()``) trains a private copy of the model's subset and publishes complete sets through
+``VersionedParams`` after each update the guard accepts, within a budget (``max_updates_per_s``, ``compute_share``),
+on its own CUDA stream on a GPU. ``step()`` runs one update synchronously (tests, benchmarks).
+Persistence: ``save()`` / ``resume()`` (``perception.adaptation.persistence``), keyed by the source model's hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perception.adaptation.buffer import FrameBuffer
+from perception.adaptation.config import AdaptationConfig
+from perception.adaptation.guard import DISABLED, FALLBACK_SOURCE, AdaptationGuard, HealthSample
+from perception.adaptation.objective import AdaptationObjective
+from perception.adaptation.params import (ParamSet, clone_set, copy_into, parse_patterns, select_parameters,
+                                          state_hash)
+from perception.adaptation.persistence import StateMismatch, load_state, save_state
+from perception.adaptation.swap import VersionedParams
+from perception.losses import effective_rank, feature_std
+from perception.runtime.stats import RollingStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepResult:
+    """One update: its loss terms, the guard's action (``none`` | ``snapshot`` | ``rollback`` | ``fallback`` |
+    ``unchecked``) and reasons, and the published version (None when nothing was published)."""
+
+    loss: float
+    parts: dict[str, float]
+    action: str
+    reasons: list[str] = field(default_factory=list)
+    version: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class ResumeResult:
+    resumed: bool
+    reason: str
+
+
+class OnlineAdapter:
+    """``OnlineAdapter(model, cfg, source_sha256=None)``: adapts ``model``'s subset in place at frame boundaries.
+
+    ``source_sha256``: ``file_sha256`` of the source checkpoint; None hashes the model's state dict as given.
+    """
+
+    def __init__(self, model: nn.Module, cfg: AdaptationConfig, source_sha256: str | None = None) -> None:
+        self.cfg = cfg
+        self.model = model
+        patterns = parse_patterns(cfg.param_patterns)
+        self.serving = select_parameters(model, cfg.params, patterns)
+        self.names = list(self.serving)
+        self.source: ParamSet = clone_set(self.serving)
+        self.source_sha256 = source_sha256 or state_hash(model.state_dict())
+        self.device = next(iter(self.serving.values())).device
+        self.worker_model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.student = select_parameters(self.worker_model, cfg.params, patterns)
+        for p in self.student.values():
+            p.requires_grad_(True)
+        self.teacher: ParamSet = clone_set(self.source)
+        self.snapshot: ParamSet = clone_set(self.source)
+        self.optimizer = torch.optim.AdamW(list(self.student.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.objective = AdaptationObjective(cfg)
+        self.guard = AdaptationGuard(cfg)
+        self.buffer = FrameBuffer(cfg.buffer_size, (cfg.train_height, cfg.train_width))
+        self.versions = VersionedParams(self.source)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.updates = 0
+        self.last: StepResult | None = None
+        self.last_save_reason = ""
+        self.rate = RollingStats()
+        self._state_lock = threading.RLock()     # worker state vs. save / reset / snapshot calls; never inference
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self._last_save = time.monotonic()
+
+    # -- inference side ------------------------------------------------------------------------------------------
+    def before_frame(self) -> int | None:
+        """At a frame boundary: copy the newest published set into the serving model; the version or None."""
+        return self.versions.apply_to(self.serving)
+
+    def after_frame(self, frame: torch.Tensor, output: Any = None) -> None:
+        """Buffer the encoder's input ``(1, 3, H, W)`` in [0, 1] (``output`` is unused for now)."""
+        if self.guard.status not in (DISABLED, FALLBACK_SOURCE):
+            self.buffer.push(frame)
+
+    # -- the update ----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _weights(self, values: Mapping[str, torch.Tensor]) -> Iterator[None]:
+        """The worker model with ``values`` in its subset for the duration (restored afterwards)."""
+        saved = clone_set(self.student)
+        copy_into(self.student, values)
+        try:
+            yield
+        finally:
+            copy_into(self.student, saved)
+
+    @torch.no_grad()
+    def _dense_with(self, values: Mapping[str, torch.Tensor] | None, x: torch.Tensor) -> torch.Tensor:
+        if values is None:
+            return self.worker_model(x).dense.float()
+        with self._weights(values):
+            return self.worker_model(x).dense.float()
+
+    @torch.no_grad()
+    def health(self, clip: torch.Tensor, loss: float) -> HealthSample:
+        """The guard's signals: adapted vs source dense features on the same (clean) buffered frames."""
+        adapted = self._dense_with(None, clip)
+        source = self._dense_with(self.source, clip)
+        drift = (1.0 - F.cosine_similarity(adapted, source, dim=1)).mean()
+        return HealthSample(loss=loss, feature_std=float(feature_std(adapted)),
+                            source_feature_std=float(feature_std(source)),
+                            effective_rank=float(effective_rank(adapted)),
+                            source_effective_rank=float(effective_rank(source)), drift=float(drift))
+
+    def _publish(self, values: Mapping[str, torch.Tensor]) -> int:
+        if self._stream is not None:
+            self._stream.synchronize()
+        return self.versions.publish(values)
+
+    def _restore(self, values: Mapping[str, torch.Tensor]) -> None:
+        copy_into(self.student, values)
+        self.teacher = clone_set(values)
+        self.optimizer.state.clear()
+
+    def ready(self) -> bool:
+        needed = max(self.cfg.min_frames, (self.cfg.clip_length - 1) * min(self.cfg.gaps) + 1)
+        return self.guard.status not in (DISABLED, FALLBACK_SOURCE) and len(self.buffer) >= needed
+
+    def step(self) -> StepResult | None:
+        """One update from the buffer, guarded; None when not ready (too few frames, fallback or disabled)."""
+        with self._state_lock:
+            if not self.ready():
+                return None
+            started = time.perf_counter()
+            stream = torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext()
+            with stream:
+                result = self._update()
+            result.seconds = time.perf_counter() - started
+            self.last = result
+            self.rate.tick(result.seconds * 1000.0)
+            return result
+
+    def _update(self) -> StepResult:
+        cfg = self.cfg
+        clip = self.buffer.sample_clip(cfg.clip_length, cfg.gaps, self.generator).to(self.device)
+        total, parts, _ = self.objective(self.worker_model, clip, lambda x: self._dense_with(self.teacher, x),
+                                         self.student, self.source, self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        if total.requires_grad and torch.isfinite(total):
+            total.backward()
+            self.optimizer.step()
+        with torch.no_grad():
+            for name, p in self.student.items():
+                self.teacher[name].lerp_(p.detach(), 1.0 - cfg.ema_momentum)
+        self.updates += 1
+        loss = float(total.detach())
+        result = StepResult(loss=loss, parts={k: float(v) for k, v in parts.items()}, action="unchecked")
+        if self.updates % cfg.guard_every:
+            return result
+        verdict = self.guard.check(self.health(clip, loss))
+        result.action, result.reasons = verdict.action, verdict.reasons
+        if verdict.ok:
+            if verdict.action == "snapshot":
+                self.snapshot = clone_set(self.student)
+            result.version = self._publish(self.student)
+        elif verdict.action == "rollback":
+            self._restore(self.snapshot)
+            result.version = self._publish(self.snapshot)
+            log.warning("adaptation rolled back to the last snapshot: %s", "; ".join(verdict.reasons))
+        elif verdict.action == "fallback":
+            self._restore(self.source)
+            result.version = self._publish(self.source)
+            log.error("adaptation fell back to the source model after %d trips: %s", self.guard.trips,
+                      "; ".join(verdict.reasons))
+        return result
+
+    # -- worker --------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background worker (no-op when disabled or already running)."""
+        if not self.cfg.enabled or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._work, name="online_adapter", daemon=True)
+        self._thread.start()
+
+    def budget_wait(self, seconds: float) -> float:
+        """Seconds to sleep after an update of ``seconds`` so both budget limits hold."""
+        wait = 0.0
+        if self.cfg.max_updates_per_s > 0:
+            wait = max(wait, 1.0 / self.cfg.max_updates_per_s - seconds)
+        if self.cfg.compute_share < 1.0:
+            wait = max(wait, seconds * (1.0 - self.cfg.compute_share) / self.cfg.compute_share)
+        return wait
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = self.step()
+            except Exception:  # noqa: BLE001 - a failing update must not take inference down; it is logged
+                log.exception("adaptation update failed")
+                result = None
+                self._stop.wait(1.0)
+            self._stop.wait(0.05 if result is None else self.budget_wait(result.seconds))
+            if self.cfg.state_dir and time.monotonic() - self._last_save >= self.cfg.save_every_s:
+                self.save()
+
+    def stop(self, save: bool = True) -> None:
+        """Stop the worker (waits for the update in progress) and save when ``state_dir`` is set."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30.0)
+            self._thread = None
+        if save and self.cfg.state_dir:
+            self.save()
+
+    # -- control -------------------------------------------------------------------------------------------------
+    def reset(self) -> str:
+        """Back to the source weights with a fresh optimizer and guard (the buffer is kept)."""
+        with self._state_lock:
+            self._restore(self.source)
+            self.snapshot = clone_set(self.source)
+            self.guard.reset()
+            self.updates = 0
+            version = self._publish(self.source)
+        return f"adaptation reset to the source weights (version {version})"
+
+    def take_snapshot(self) -> str:
+        """Make the current adapted weights the rollback point, and save the state when ``state_dir`` is set."""
+        with self._state_lock:
+            self.snapshot = clone_set(self.student)
+            saved = self.save() if self.cfg.state_dir else None
+        return f"snapshot at update {self.updates}" + (f", saved to {saved}" if saved else " (not persisted)")
+
+    def stats(self) -> dict[str, Any]:
+        last = self.last
+        return {"status": self.guard.status, "updates": self.updates, "loss": last.loss if last else float("nan"),
+                "loss_ema": self.guard.loss_ema if self.guard.loss_ema is not None else float("nan"),
+                "rollbacks": self.guard.rollbacks, "trips": self.guard.trips, "drift": self.guard.last_drift,
+                "version": self.versions.applied_version, "updates_per_s": self.rate.rate_hz(),
+                "buffered": len(self.buffer), "last_reason": "; ".join(self.guard.last_reasons)}
+
+    # -- persistence ---------------------------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors: dict[str, torch.Tensor] = {}
+        for name in self.names:
+            tensors[f"adapted/{name}"] = self.student[name].detach()
+            tensors[f"teacher/{name}"] = self.teacher[name]
+            tensors[f"snapshot/{name}"] = self.snapshot[name]
+            for key, value in self.optimizer.state.get(self.student[name], {}).items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optim/{name}/{key}"] = value
+        return tensors
+
+    def save(self, state_dir: str | Path | None = None) -> Path:
+        """Save weights, teacher, snapshot, optimizer, guard and buffer statistics atomically."""
+        target = Path(state_dir or self.cfg.state_dir)
+        with self._state_lock:
+            meta = {"names": self.names, "updates": self.updates, "guard": self.guard.state_dict(),
+                    "buffer": self.buffer.statistics(), "params": self.cfg.params,
+                    "param_patterns": self.cfg.param_patterns, "saved_unix_s": time.time()}
+            path = save_state(target, self.state_tensors(), meta, self.source_sha256)
+        self._last_save = time.monotonic()
+        return path
+
+    def resume(self, state_dir: str | Path | None = None) -> ResumeResult:
+        """Load a saved state if it was made for this source model and subset; says why when it does not."""
+        target = Path(state_dir or self.cfg.state_dir)
+        try:
+            saved = load_state(target, self.source_sha256)
+        except FileNotFoundError:
+            return ResumeResult(False, f"no saved adaptation state in {target}: starting from the source weights")
+        except StateMismatch as exc:
+            return ResumeResult(False, f"{exc}; starting from the source weights")
+        if saved.meta.get("names") != self.names:
+            return ResumeResult(False, f"{saved.path}: saved for another parameter subset "
+                                       f"({len(saved.meta.get('names', []))} vs {len(self.names)} tensors, params "
+                                       f"{saved.meta.get('params')!r} vs {self.cfg.params!r}); starting from the "
+                                       "source weights")
+        t = saved.tensors
+        with self._state_lock, torch.no_grad():
+            copy_into(self.student, {n: t[f"adapted/{n}"] for n in self.names})
+            self.teacher = {n: t[f"teacher/{n}"].to(self.device) for n in self.names}
+            self.snapshot = {n: t[f"snapshot/{n}"].to(self.device) for n in self.names}
+            self.optimizer.state.clear()
+            for n in self.names:
+                entries = {k.split("/")[-1]: v.to(self.device) for k, v in t.items() if k.startswith(f"optim/{n}/")}
+                if entries:
+                    if "step" in entries:
+                        entries["step"] = entries["step"].cpu()
+                    self.optimizer.state[self.student[n]] = entries
+            self.guard.load_state_dict(saved.meta.get("guard", {}))
+            self.buffer.load_statistics(saved.meta.get("buffer", {}))
+            self.updates = int(saved.meta.get("updates", 0))
+            self._publish(self.source if self.guard.status == FALLBACK_SOURCE else self.student)
+        return ResumeResult(True, f"resumed adaptation from {saved.path} at update {self.updates} "
+                                  f"({self.guard.status})")

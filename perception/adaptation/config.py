@@ -1,0 +1,74 @@
+"""``AdaptationConfig``: the settings of the online adapter (``perception.adaptation.OnlineAdapter``).
+
+Groups: what adapts (``params``: ``"norm"`` = affine weights and biases of normalisation layers, as TENT (Wang et
+al. 2021) adapts; ``"norm+adapters"`` adds parameters whose names contain ``adapter``, ``ls`` layer scales or
+``lora``; ``"patterns"`` uses ``param_patterns`` only; extra comma-separated ``param_patterns`` (fnmatch patterns on
+parameter names) are added to any choice), how hard (``lr``, ``budget``), with which objective weights (a term is off
+at weight 0), the buffer, the guard and persistence. Scalars only where the node exposes them as parameters
+(``adaptation.lr``); ``gaps`` is a tuple and therefore YAML-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perception.config import ConfigError
+
+PARAM_CHOICES = ("norm", "norm+adapters", "patterns")
+
+
+@dataclass
+class AdaptationConfig:
+    enabled: bool = False
+    params: str = "norm"                  # norm | norm+adapters | patterns
+    param_patterns: str = ""              # comma-separated fnmatch patterns added to the choice above
+    lr: float = 1e-4                      # AdamW learning rate on the adapted subset
+    weight_decay: float = 0.0
+    ema_momentum: float = 0.99            # EMA teacher of the adapted subset (mean teacher, CoTTA)
+    # budget: the worker sleeps so that neither limit is exceeded (0 disables a limit)
+    max_updates_per_s: float = 2.0
+    compute_share: float = 0.5            # fraction of wall time the worker may spend computing (0, 1]
+    # buffer of recent frames, stored downscaled as uint8
+    buffer_size: int = 32
+    train_width: int = 128
+    train_height: int = 96
+    clip_length: int = 3                  # frames per update: t, t+g, t+2g, ... with g drawn from gaps
+    gaps: tuple[int, ...] = (1, 2, 4)
+    min_frames: int = 8                   # frames buffered before the first update
+    # objective weights (0 switches a term off)
+    patch_weight: float = 1.0             # PatchInfoNCE between photometric views (student vs EMA teacher)
+    temporal_weight: float = 1.0          # contrastive random walk across the clip
+    anchor_weight: float = 1.0            # L2 of (adapted - source) on the subset, summed
+    collapse_weight: float = 0.1          # VICReg variance/covariance on pooled dense features
+    walk_grid: int = 6                    # dense maps are pooled to walk_grid x walk_grid nodes for the walk
+    # guard (perception.adaptation.guard)
+    guard_every: int = 1                  # check every N updates
+    std_ratio_min: float = 0.5            # feature std below this fraction of the source's trips
+    rank_ratio_min: float = 0.5           # effective rank below this fraction of the source's trips
+    drift_max: float = 0.35               # mean cosine distance adapted vs source features above this trips
+    loss_rise_factor: float = 3.0         # EMA loss above this factor times its best value trips
+    loss_ema: float = 0.9
+    snapshot_every: int = 10              # good updates between snapshots
+    max_trips: int = 3                    # trips within trip_window_s before falling back to the source
+    trip_window_s: float = 300.0
+    # persistence
+    state_dir: str = ""                   # empty: do not persist
+    save_every_s: float = 60.0
+    resume: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.params not in PARAM_CHOICES:
+            raise ConfigError(f"adaptation.params: expected one of {PARAM_CHOICES}, got {self.params!r}")
+        checks = [("lr", self.lr >= 0), ("compute_share", 0.0 < self.compute_share <= 1.0),
+                  ("max_updates_per_s", self.max_updates_per_s >= 0), ("buffer_size", self.buffer_size >= 2),
+                  ("clip_length", 2 <= self.clip_length), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
+                  ("train_width", self.train_width >= 16), ("train_height", self.train_height >= 16),
+                  ("snapshot_every", self.snapshot_every >= 1), ("max_trips", self.max_trips >= 1),
+                  ("guard_every", self.guard_every >= 1), ("gaps", bool(self.gaps) and min(self.gaps) >= 1)]
+        for name, ok in checks:
+            if not ok:
+                raise ConfigError(f"adaptation.{name}: invalid value {getattr(self, name)!r}")
+        if (self.clip_length - 1) * min(self.gaps) >= self.buffer_size:
+            raise ConfigError(f"adaptation: a clip of {self.clip_length} frames at gap {min(self.gaps)} does not fit "
+                             f"a buffer of {self.buffer_size}")

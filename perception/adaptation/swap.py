@@ -1,0 +1,55 @@
+"""``VersionedParams``: the hand-over of complete parameter sets from the adaptation worker to inference.
+
+The worker never touches the serving model. It trains a private copy and ``publish``es a complete, freshly cloned
+set with the next version number; inference calls ``apply_to`` at a frame boundary, which takes the newest set
+(a pointer read under the lock) and copies it into the serving parameters if it is newer than what they hold.
+A published set is never written again, so the copy outside the lock cannot see a half-updated set, and inference
+never waits for an update: the lock is held only for the pointer swap.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+import torch
+
+from perception.adaptation.params import ParamSet, copy_into
+
+
+class VersionedParams:
+    """``publish(values) -> version``; ``latest() -> (version, set)``; ``apply_to(params) -> version or None``."""
+
+    def __init__(self, initial: Mapping[str, torch.Tensor]) -> None:
+        self._lock = threading.Lock()
+        self._version = 0
+        self._set: ParamSet = {n: t.detach().clone() for n, t in initial.items()}
+        self.applied_version = 0
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    def publish(self, values: Mapping[str, torch.Tensor], clone: bool = True) -> int:
+        """Make ``values`` the newest set (cloned unless the caller hands over tensors it never writes again)."""
+        new = {n: (t.detach().clone() if clone else t.detach()) for n, t in values.items()}
+        if new.keys() != self._set.keys():
+            raise KeyError("VersionedParams.publish: the parameter names differ from the first set")
+        with self._lock:
+            self._version += 1
+            self._set = new
+            return self._version
+
+    def latest(self) -> tuple[int, ParamSet]:
+        with self._lock:
+            return self._version, self._set
+
+    def apply_to(self, params: Mapping[str, torch.Tensor]) -> int | None:
+        """Copy the newest set into ``params`` when it is newer than the one they hold; the version applied."""
+        version, values = self.latest()
+        if version == self.applied_version:
+            return None
+        copy_into(params, values)
+        self.applied_version = version
+        return version
