@@ -42,6 +42,8 @@ class RegionOfInterest:
 def as_matrix(value: Any, shape: tuple[int, ...], name: str, where: str = "") -> np.ndarray:
     """``value`` as a finite float64 array of ``shape`` (a flat list of the right length is reshaped)."""
     prefix = f"{where}: " if where else ""
+    if value is None:
+        raise CalibrationError(f"{prefix}{name}: expected numbers, got None")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -54,6 +56,14 @@ def as_matrix(value: Any, shape: tuple[int, ...], name: str, where: str = "") ->
         bad = [i for i, v in enumerate(array.ravel()) if not np.isfinite(v)]
         raise CalibrationError(f"{prefix}{name}: values must be finite, got NaN/inf at flat index {bad}")
     return array.reshape(shape).copy()
+
+
+def as_matrix_or_none(value: Any) -> np.ndarray | None:
+    """``value`` as an array when numpy can make one (for its size), else None (then ``as_matrix`` says why)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +98,7 @@ class CameraModel:
                                    f"fy={K[1, 1]} (an uncalibrated camera?)")
         if not np.array_equal(K[2], [0.0, 0.0, 1.0]):
             raise CalibrationError(f"{where}: camera_matrix (K): last row must be [0, 0, 1], got {K[2].tolist()}")
-        D = as_matrix(self.D, (np.asarray(self.D).size,), "distortion_coefficients (D)", where)
+        D = as_matrix(self.D, (np.size(as_matrix_or_none(self.D)),), "distortion_coefficients (D)", where)
         expected = DISTORTION_SIZES[self.distortion_model]
         if D.size != expected:
             raise CalibrationError(f"{where}: distortion_coefficients (D): model '{self.distortion_model}' takes "
