@@ -2,7 +2,7 @@
 
 Layout in ``state_dir``: ``adapted.json`` (the manifest) and ``weights-<sha12>.safetensors``. A save writes the new
 weights file under a new name (temporary file, fsync, rename), then replaces the manifest the same way, then
-deletes weight files the manifest no longer names. The manifest holds the sha256 of the weights file it names, so a
+deletes weight files the manifest no longer names (and temporary files a killed writer left). The manifest holds the sha256 of the weights file it names, so a
 reader gets either the old pair or the new pair, both complete and agreeing, whenever the writer is killed
 (``kill -9`` included): the rename of the manifest is the commit point. ``load_state`` checks that sha256 and
 the source model's hash (``source_sha256``) and says why it refuses.
@@ -47,12 +47,13 @@ def save_state(state_dir: str | Path, tensors: dict[str, torch.Tensor], meta: di
     manifest = {"format": FORMAT, "source_sha256": source_sha256, "weights": name, "weights_sha256": digest,
                 **meta}
     path = write_json(state_dir / MANIFEST, manifest)
-    for old in state_dir.glob("weights-*.safetensors"):
-        if old.name != name:
-            try:
-                old.unlink()
-            except FileNotFoundError:
-                pass
+    stale = [p for p in state_dir.glob("weights-*.safetensors") if p.name != name]
+    stale += list(state_dir.glob(".weights-*.tmp")) + list(state_dir.glob(f".{MANIFEST}.*.tmp"))  # killed writers
+    for old in stale:
+        try:
+            old.unlink()
+        except FileNotFoundError:
+            pass
     return path
 
 

@@ -1,0 +1,95 @@
+"""``ReferenceStats``: the mean and covariance of embeddings from a reference period, and their typical scores.
+
+The statistics of the OOD detector of Lee et al. 2018 ("A simple unified framework for detecting
+out-of-distribution samples": Mahalanobis distance to a Gaussian fitted on in-distribution features), fitted on the
+first frames of a stream (or loaded from a file). The covariance is shrunk toward a scaled identity,
+``(1 - a) S + a tr(S)/D I`` (Ledoit & Wolf 2004), since there are usually fewer frames than dimensions.
+
+Scores are normalised by their typical value on the reference frames, measured out of sample (two-fold: fit on
+the even frames, score the odd ones, and the reverse), so an in-distribution frame scores about 1.
+Files: ``.npz`` with ``mean``, ``cov``, ``ood_scale``, ``cos_scale``, ``count`` (loaded with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from perception.io.atomic import atomic_write_bytes
+
+
+def _fit(x: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    centred = x - mean
+    cov = centred.T @ centred / max(len(x) - 1, 1)
+    target = np.trace(cov) / cov.shape[0] if cov.shape[0] else 0.0
+    cov = (1.0 - shrinkage) * cov + shrinkage * (target + 1e-8) * np.eye(cov.shape[0])
+    return mean, cov
+
+
+def _mahalanobis(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    d = np.atleast_2d(x) - mean
+    return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", d, precision, d), 0.0))
+
+
+def _cosine_distance(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    x = np.atleast_2d(x)
+    num = x @ mean
+    den = np.linalg.norm(x, axis=1) * np.linalg.norm(mean) + 1e-12
+    return 1.0 - num / den
+
+
+@dataclass
+class ReferenceStats:
+    mean: np.ndarray          # (D,)
+    cov: np.ndarray           # (D, D), shrunk
+    ood_scale: float          # typical Mahalanobis distance of a reference frame (out of sample)
+    cos_scale: float          # typical cosine distance of a reference frame to the mean (out of sample)
+    count: int
+
+    def __post_init__(self) -> None:
+        self.precision = np.linalg.inv(self.cov)
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, shrinkage: float = 0.1) -> ReferenceStats:
+        x = np.asarray(embeddings, np.float64)
+        if x.ndim != 2 or len(x) < 4:
+            raise ValueError(f"ReferenceStats.fit: need (N >= 4, D) embeddings, got shape {x.shape}")
+        ood, cos = [], []
+        for fit_rows, test_rows in ((x[0::2], x[1::2]), (x[1::2], x[0::2])):
+            mean, cov = _fit(fit_rows, shrinkage)
+            ood.append(_mahalanobis(test_rows, mean, np.linalg.inv(cov)))
+            cos.append(_cosine_distance(test_rows, mean))
+        mean, cov = _fit(x, shrinkage)
+        return cls(mean=mean, cov=cov, ood_scale=float(np.mean(np.concatenate(ood))) + 1e-12,
+                   cos_scale=float(np.mean(np.concatenate(cos))) + 1e-12, count=len(x))
+
+    def ood_score(self, embedding: np.ndarray) -> float:
+        """Mahalanobis distance / its reference typical value (about 1 in distribution)."""
+        return float(_mahalanobis(np.asarray(embedding, np.float64), self.mean, self.precision)[0] / self.ood_scale)
+
+    def cosine_score(self, embedding: np.ndarray) -> float:
+        """Cosine distance to the reference mean / its reference typical value (about 1 in distribution)."""
+        return float(_cosine_distance(np.asarray(embedding, np.float64), self.mean)[0] / self.cos_scale)
+
+    def save(self, path: str | Path) -> Path:
+        buf = io.BytesIO()
+        np.savez(buf, mean=self.mean, cov=self.cov, ood_scale=self.ood_scale, cos_scale=self.cos_scale,
+                 count=self.count)
+        return atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceStats:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                fields = {k: data[k] for k in ("mean", "cov", "ood_scale", "cos_scale", "count")}
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"reference statistics {path}: unreadable or missing a field ({exc})") from exc
+        mean, cov = fields["mean"].astype(np.float64), fields["cov"].astype(np.float64)
+        if mean.ndim != 1 or cov.shape != (mean.shape[0], mean.shape[0]):
+            raise ValueError(f"reference statistics {path}: mean {mean.shape} and cov {cov.shape} disagree")
+        return cls(mean=mean, cov=cov, ood_scale=float(fields["ood_scale"]), cos_scale=float(fields["cos_scale"]),
+                   count=int(fields["count"]))
