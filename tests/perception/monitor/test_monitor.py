@@ -1,0 +1,99 @@
+"""Monitor levels on dark, low-contrast and normal images; drift/OOD scores against reference statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perception.config import ConfigError
+from perception.monitor import (ERROR, OK, WARN, MonitorConfig, ReferenceStats, StreamMonitor, image_quality,
+                                level_above, level_below, worst)
+
+
+def textured(mean: float, amplitude: float, seed: int = 0, shape=(120, 160)) -> np.ndarray:
+    """A random texture with the given mean and peak amplitude (fractions of 255), RGB uint8."""
+    rng = np.random.default_rng(seed)
+    y = mean + amplitude * (2 * rng.random(shape) - 1)
+    return np.repeat((np.clip(y, 0, 1) * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+
+
+@pytest.mark.parametrize("image, luminance_level, contrast_level", [
+    (textured(0.45, 0.45), OK, OK),          # normal: luminance 0.45, RMS about 0.26
+    (textured(0.10, 0.10), WARN, WARN),      # dim: luminance 0.10, RMS 0.10/sqrt(3) = 0.058
+    (textured(0.02, 0.02), ERROR, ERROR),    # night without lights
+    (textured(0.50, 0.03), OK, ERROR),       # fog / lens cover: bright but flat (RMS about 0.017)
+    (textured(0.50, 0.09), OK, WARN),        # haze: RMS about 0.052
+])
+def test_image_levels(image, luminance_level, contrast_level):
+    q = image_quality(image, MonitorConfig())
+    expected_rms = float((image[..., 0] / 255.0).std())
+    assert q.contrast == pytest.approx(expected_rms, abs=0.01)   # grey image: luma = the channel value
+    assert q.luminance == pytest.approx(float((image[..., 0] / 255.0).mean()), abs=0.01)
+    assert (q.luminance_level, q.contrast_level) == (luminance_level, contrast_level)
+    assert q.level == worst(luminance_level, contrast_level)
+
+
+def test_luma_weights_follow_rec709():
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    green = np.roll(red, 1, axis=2)
+    assert image_quality(red, MonitorConfig()).luminance == pytest.approx(0.2126, abs=1e-4)
+    assert image_quality(green, MonitorConfig()).luminance == pytest.approx(0.7152, abs=1e-4)
+
+
+def test_level_helpers():
+    assert [level_above(v, 2, 4) for v in (1.9, 2.0, 3.9, 4.0, float("nan"))] == [OK, WARN, WARN, ERROR, WARN]
+    assert [level_below(v, 0.15, 0.05) for v in (0.2, 0.15, 0.05)] == [OK, WARN, ERROR]
+    assert worst(OK, ERROR, WARN) == ERROR and worst() == OK
+    with pytest.raises(ConfigError, match="monitor.ood"):
+        MonitorConfig(ood_warn=5.0, ood_error=4.0)
+
+
+def gaussian_stream(n: int, dim: int = 16, seed: int = 0, shift: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    scales = np.linspace(0.5, 2.0, dim)
+    base = np.full(dim, 3.0)
+    direction = np.where(np.arange(dim) % 2 == 0, 1.0, -1.0)      # a change of direction, not only of norm
+    return base + shift * direction + rng.normal(size=(n, dim)) * scales
+
+
+def test_reference_scores_are_about_one_in_distribution_and_large_out_of_it():
+    ref = ReferenceStats.fit(gaussian_stream(200), shrinkage=0.1)
+    same = [ref.ood_score(e) for e in gaussian_stream(100, seed=1)]
+    assert 0.8 < np.mean(same) < 1.3
+    far = [ref.ood_score(e) for e in gaussian_stream(20, seed=2, shift=4.0)]
+    assert min(far) > 2.5
+    cos_same = np.mean([ref.cosine_score(e) for e in gaussian_stream(100, seed=3)])
+    assert 0.7 < cos_same < 1.4
+
+
+def test_reference_round_trips_through_a_file(tmp_path):
+    ref = ReferenceStats.fit(gaussian_stream(50), shrinkage=0.2)
+    path = ref.save(tmp_path / "ref.npz")
+    loaded = ReferenceStats.load(path)
+    e = gaussian_stream(1, seed=9)[0]
+    assert loaded.ood_score(e) == pytest.approx(ref.ood_score(e)) and loaded.count == 50
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        ReferenceStats.load(tmp_path / "bad.npz")
+
+
+def test_stream_monitor_collects_a_reference_then_flags_a_scene_change():
+    cfg = MonitorConfig(reference_frames=40, drift_ema=0.8)
+    monitor = StreamMonitor(cfg)
+    image = textured(0.45, 0.45)
+    stream = gaussian_stream(40)
+    for e in stream:
+        report = monitor.update(image, e)
+        assert report.level == OK and np.isnan(report.features.ood)
+    assert monitor.features.reference is not None and monitor.features.reference.count == 40
+    normal = [monitor.update(image, e) for e in gaussian_stream(30, seed=5)]
+    assert normal[-1].features.drift_level == OK
+    assert np.mean([r.features.ood for r in normal]) < 1.6
+    changed = [monitor.update(textured(0.03, 0.02), e) for e in gaussian_stream(30, seed=6, shift=6.0)]
+    last = changed[-1]
+    assert last.features.ood_level == ERROR and last.features.drift_level in (WARN, ERROR)
+    assert last.level == ERROR and last.image.luminance_level == ERROR
+    values = last.values()
+    assert values["monitor_level"] == ERROR and values["drift_score"] > cfg.drift_warn
+    assert any(p.startswith("low light") for p in last.problems())
