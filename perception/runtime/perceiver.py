@@ -10,6 +10,11 @@ features ``(h, w, C)`` float32 -> PCA picture and overlay only when ``runtime.pu
 ``runtime.publish_debug`` are on. ``timings_ms`` has ``preprocess``, ``encoder``, ``detection``, ``visualise``
 and ``total``. Stamps, frame id and seq are copied from the input frame.
 
+Online adaptation (optional): ``attach_adapter(adapter, stream)`` with an object that has ``before_frame()`` and
+``after_frame(frame_tensor, output)`` (``perception.adaptation.OnlineAdapter``). Before each encode of that stream the
+adapter may swap in a complete new parameter set (the frame boundary); after it, the adapter gets the encoder input
+``(1, 3, H, W)`` and the ``EncoderOutput``. Neither waits for an update in progress.
+
 Start-up runs ``runtime.warmup_frames`` blank frames at the encoder input size on a throwaway stream: the first
 frames otherwise pay one-time costs (kernel selection, allocations; about 0.5 s for dualstream_tiny on a 2-core
 CPU), which a latest-only consumer turns into several dropped frames.
@@ -82,6 +87,8 @@ class Perceiver:
         self._detector_cfg: DetectorConfig = cfg.detector
         self._streams: dict[str, StreamState] = {}
         self._lock = threading.RLock()
+        self.adapter: Any = None
+        self._adapt_stream: str | None = DEFAULT_STREAM
         log.info("perceiver: encoder %s (%s%s) on %s, %s, %d threads", cfg.encoder.name, self.encoder_source,
                  f" {self.encoder_path}" if self.encoder_path else "", self.device, self.precision, self.threads)
         warmup_frames = int(getattr(cfg.runtime, "warmup_frames", 0))
@@ -115,6 +122,11 @@ class Perceiver:
                 if stream is None or key == stream:
                     state.pca.refit()
 
+    def attach_adapter(self, adapter: Any, stream: str | None = DEFAULT_STREAM) -> None:
+        """Adapt the encoder online from the frames of ``stream`` (None: of every stream); ``None`` detaches."""
+        with self._lock:
+            self.adapter, self._adapt_stream = adapter, stream
+
     def update_detector(self, cfg: DetectorConfig) -> None:
         """Use new detector settings from the next frame on (tracks start over: a new detector per stream)."""
         with self._lock:
@@ -145,9 +157,10 @@ class Perceiver:
     def process(self, frame: Frame, stream: str = DEFAULT_STREAM) -> PerceptionResult:
         """Run the whole chain on ``frame`` as the next frame of ``stream``."""
         with self._lock:
-            return self._process(frame, self._stream(stream))
+            adapt = self.adapter is not None and self._adapt_stream in (None, stream)
+            return self._process(frame, self._stream(stream), adapt)
 
-    def _process(self, frame: Frame, state: StreamState) -> PerceptionResult:
+    def _process(self, frame: Frame, state: StreamState, adapt: bool = False) -> PerceptionResult:
         runtime = self.cfg.runtime
         timings: dict[str, float] = {}
         t0 = t = time.perf_counter()
@@ -156,8 +169,12 @@ class Perceiver:
         self._sync()
         timings["preprocess"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
 
+        if adapt:
+            self.adapter.before_frame()  # a complete new parameter set, if one was published
         with torch.inference_mode(), autocast(self.device, self.precision):
             output, state.encoder = self.encoder.encode(pre.tensor, state.encoder)
+        if adapt:
+            self.adapter.after_frame(pre.tensor, output)
         dense = output.dense[0].float()  # (C, h, w)
         features = np.ascontiguousarray(dense.permute(1, 2, 0).cpu().numpy())  # (h, w, C) float32
         keyframe = bool(output.keyframe[0]) if output.keyframe is not None else False
