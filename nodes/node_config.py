@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from perception.adaptation.config import AdaptationConfig
 from perception.config import DetectorConfig, EncoderConfig, RuntimeConfig, SourceConfig
+from perception.monitor.config import MonitorConfig
 
 
 @dataclass
@@ -35,6 +37,8 @@ class PerceptionNodeConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)  # online adaptation (off by default)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)  # drift / OOD / low-light levels in diagnostics
     qos: QosConfig = field(default_factory=QosConfig)
     input_transport: str = "raw"  # raw: subscribe `image`; compressed: subscribe `image/compressed`
     diagnostics_period_s: float = 1.0

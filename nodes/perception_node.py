@@ -13,6 +13,11 @@ latest calibration received (``perception.geometry.rectify``; maps built once pe
 the model sees it, so every output (detections, features, overlay) is in the RECTIFIED frame: pixel coordinates of
 that camera_info's ``P``, not of the raw image. Until a usable camera_info arrives, frames are skipped and counted
 (``not_rectified``) rather than processed unrectified.
+
+With ``adaptation.enabled`` the encoder adapts online (``perception.adaptation``); services ``~/adaptation/reset``
+and ``~/adaptation/snapshot`` (std_srvs/Trigger); ``adaptation.lr``, ``max_updates_per_s`` and ``compute_share`` change
+live, the rest of the group needs a restart. The monitor (``perception.monitor``) adds image-quality, drift and OOD
+levels; both appear in ``/diagnostics`` (``adaptation_*``, ``*_level`` values).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections import Counter
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from dualstream_perception.camera_info import msg_to_camera_info_fields
@@ -35,13 +41,19 @@ from dualstream_perception.node_config import PerceptionNodeConfig
 from dualstream_perception.params import ConfigParameters
 from dualstream_perception.qos import image_qos
 from dualstream_perception.spin import run_node
+from perception.adaptation import OnlineAdapter, attach_online_adapter
 from perception.geometry.rectify import LatestRectifier
 from perception.io.atomic import write_json
 from perception.io.frame import Frame
 from perception.io.image_codec import ImageDecodeError
+from perception.monitor import StreamMonitor, stream_health
 from perception.runtime.latest import LatestSlot
 from perception.runtime.perceiver import Perceiver
 from perception.runtime.stats import RollingStats
+
+
+_ADAPTATION_RESTART = tuple(f"adaptation.{f.name}" for f in dataclasses.fields(PerceptionNodeConfig().adaptation)
+                            if f.name not in OnlineAdapter.LIVE_SETTINGS)
 
 
 class PerceptionNode(Node):
@@ -49,10 +61,18 @@ class PerceptionNode(Node):
         super().__init__(name, **kwargs)
         self.params = ConfigParameters(self, PerceptionNodeConfig(),
                                        read_only=("encoder.", "qos.", "input_transport", "runtime.device",
-                                                  "runtime.precision", "runtime.threads"),
+                                                  "runtime.precision", "runtime.threads", "monitor.",
+                                                  *_ADAPTATION_RESTART),
                                        on_change=self._apply_config)
         cfg: PerceptionNodeConfig = self.params.config
         self.perceiver = Perceiver(cfg)
+        self.adapter: OnlineAdapter | None = None
+        if cfg.adaptation.enabled:
+            self.adapter, note = attach_online_adapter(self.perceiver, cfg.adaptation)
+            self.get_logger().info(note)
+        self.monitor = StreamMonitor(cfg.monitor) if cfg.monitor.enabled else None
+        self.create_service(Trigger, "~/adaptation/reset", self._on_adaptation_reset)
+        self.create_service(Trigger, "~/adaptation/snapshot", self._on_adaptation_snapshot)
         qos = image_qos(cfg.qos.reliability, cfg.qos.depth)
         self.det_pub = self.create_publisher(Detection2DArray, "detections", qos)
         self.feat_pub = self.create_publisher(Image, "features", qos)
@@ -135,6 +155,8 @@ class PerceptionNode(Node):
                 if self.params.config.rectify and (frame := self._rectified(frame)) is None:
                     continue
                 result = self.perceiver.process(frame)
+                if self.monitor is not None:
+                    self.monitor.update(frame.image, result.global_embedding)
                 self._publish(result, header)
                 self.stage_ms = result.timings_ms
             except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is counted and logged
@@ -157,8 +179,25 @@ class PerceptionNode(Node):
 
     def _apply_config(self, cfg: PerceptionNodeConfig) -> None:
         self.perceiver.update_detector(cfg.detector)
+        if self.adapter is not None:
+            self.adapter.apply_live_settings(cfg.adaptation)
+
+    def _on_adaptation_reset(self, request, response):
+        response.success = self.adapter is not None
+        response.message = self.adapter.reset() if self.adapter else "adaptation is disabled (adaptation.enabled)"
+        return response
+
+    def _on_adaptation_snapshot(self, request, response):
+        response.success = self.adapter is not None
+        response.message = (self.adapter.take_snapshot() if self.adapter
+                            else "adaptation is disabled (adaptation.enabled)")
+        return response
 
     # -- reporting -----------------------------------------------------------------------------------------------
+    def health(self):
+        return stream_health(self.monitor.last if self.monitor else None,
+                             self.adapter.stats() if self.adapter else None)
+
     def counters(self) -> dict:
         latency = self.processing.latency_ms()
         return {
@@ -173,6 +212,7 @@ class PerceptionNode(Node):
             **{f"{stage}_ms": ms for stage, ms in self.stage_ms.items()},
             "last_problem": self.last_problem,
             "device": str(self.perceiver.device),
+            **self.health().values,
         }
 
     def _publish_diagnostics(self) -> None:
@@ -182,6 +222,9 @@ class PerceptionNode(Node):
             level, message = "WARN", self.last_problem
         if self.received and not self.processing.count:
             level, message = "WARN", "receiving images but nothing processed yet"
+        health = self.health()
+        if (health.problems and level == "OK") or health.level == "ERROR":
+            level, message = health.level, "; ".join(health.problems)
         self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{self.get_name()}: perception",
                                                self.get_fully_qualified_name(), level, message, values))
 
@@ -195,6 +238,8 @@ class PerceptionNode(Node):
         self._stop.set()
         self.slot.close()
         self._worker.join(timeout=5.0)
+        if self.adapter is not None:
+            self.adapter.stop(save=True)
         self.write_stats()
         super().destroy_node()
 

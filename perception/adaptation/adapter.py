@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import threading
 import time
@@ -256,6 +257,15 @@ class OnlineAdapter:
             self.snapshot = clone_set(self.student)
             saved = self.save() if self.cfg.state_dir else None
         return f"snapshot at update {self.updates}" + (f", saved to {saved}" if saved else " (not persisted)")
+
+    LIVE_SETTINGS = ("lr", "max_updates_per_s", "compute_share")
+
+    def apply_live_settings(self, cfg: AdaptationConfig) -> None:
+        """Take the new learning rate and budget from ``cfg`` (the other fields need a restart)."""
+        with self._state_lock:
+            self.cfg = dataclasses.replace(self.cfg, **{k: getattr(cfg, k) for k in self.LIVE_SETTINGS})
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.cfg.lr
 
     def stats(self) -> dict[str, Any]:
         last = self.last

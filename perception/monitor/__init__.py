@@ -4,11 +4,12 @@ each as an OK / WARN / ERROR level with documented thresholds (tables in ``image
 from perception.monitor.config import MonitorConfig
 from perception.monitor.feature_drift import FeatureDriftMonitor, FeatureScores
 from perception.monitor.image_quality import ImageQuality, image_quality, luma
+from perception.monitor.health import HealthSummary, stream_health
 from perception.monitor.levels import ERROR, OK, WARN, level_above, level_below, worst
 from perception.monitor.monitor import MonitorReport, StreamMonitor
 from perception.monitor.reference import ReferenceStats
 
 __all__ = [
-    "ERROR", "OK", "WARN", "FeatureDriftMonitor", "FeatureScores", "ImageQuality", "MonitorConfig", "MonitorReport",
-    "ReferenceStats", "StreamMonitor", "image_quality", "level_above", "level_below", "luma", "worst",
+    "ERROR", "OK", "WARN", "FeatureDriftMonitor", "FeatureScores", "HealthSummary", "ImageQuality", "MonitorConfig", "MonitorReport",
+    "ReferenceStats", "StreamMonitor", "image_quality", "stream_health", "level_above", "level_below", "luma", "worst",
 ]
