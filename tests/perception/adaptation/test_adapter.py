@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 import torch
 
 from perception.adaptation import ADAPTING, FALLBACK_SOURCE, ROLLED_BACK
 from perception.adaptation.params import clone_set, sets_equal
+from perception.models import create_encoder
 
 from .conftest import filled_adapter
 
@@ -109,3 +112,17 @@ def test_budget_wait_respects_rate_and_compute_share(tiny):
     adapter = filled_adapter(tiny, max_updates_per_s=2.0, compute_share=0.25)
     assert adapter.budget_wait(0.1) == 0.4                       # rate: 0.5 s period; share: 3 x 0.1 = 0.3
     assert abs(adapter.budget_wait(0.5) - 1.5) < 1e-9            # share dominates
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_updates_run_on_their_own_stream_and_publish_complete_sets():
+    torch.manual_seed(0)
+    model = create_encoder("dualstream_tiny").eval().cuda()
+    adapter = filled_adapter(model, lr=1e-2)
+    assert adapter._stream is not None and adapter.device.type == "cuda"
+    results = [adapter.step() for _ in range(3)]
+    assert all(r is not None and r.version is not None for r in results)
+    assert adapter.before_frame() == results[-1].version
+    assert sets_equal(adapter.serving, adapter.student)
+    assert all(t.device.type == "cuda" for t in adapter.versions.latest()[1].values())
