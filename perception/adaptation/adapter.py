@@ -27,18 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from perception.adaptation.buffer import FrameBuffer
 from perception.adaptation.config import AdaptationConfig
-from perception.adaptation.guard import DISABLED, FALLBACK_SOURCE, AdaptationGuard, HealthSample
+from perception.adaptation.guard import DISABLED, FALLBACK_SOURCE, AdaptationGuard, HealthSample, health_sample
 from perception.adaptation.objective import AdaptationObjective
 from perception.adaptation.params import (ParamSet, clone_set, copy_into, parse_patterns, select_parameters,
                                           state_hash)
-from perception.adaptation.persistence import StateMismatch, load_state, save_state
+from perception.adaptation.persistence import (StateMismatch, load_state, optimizer_tensors, restore_optimizer,
+                                               save_state)
 from perception.adaptation.swap import VersionedParams
-from perception.losses import effective_rank, feature_std
 from perception.runtime.stats import RollingStats
 
 log = logging.getLogger(__name__)
@@ -128,16 +127,9 @@ class OnlineAdapter:
         with self._weights(values):
             return self.worker_model(x).dense.float()
 
-    @torch.no_grad()
     def health(self, clip: torch.Tensor, loss: float) -> HealthSample:
         """The guard's signals: adapted vs source dense features on the same (clean) buffered frames."""
-        adapted = self._dense_with(None, clip)
-        source = self._dense_with(self.source, clip)
-        drift = (1.0 - F.cosine_similarity(adapted, source, dim=1)).mean()
-        return HealthSample(loss=loss, feature_std=float(feature_std(adapted)),
-                            source_feature_std=float(feature_std(source)),
-                            effective_rank=float(effective_rank(adapted)),
-                            source_effective_rank=float(effective_rank(source)), drift=float(drift))
+        return health_sample(self._dense_with(None, clip), self._dense_with(self.source, clip), loss)
 
     def _publish(self, values: Mapping[str, torch.Tensor]) -> int:
         if self._stream is not None:
@@ -210,15 +202,6 @@ class OnlineAdapter:
         self._thread = threading.Thread(target=self._work, name="online_adapter", daemon=True)
         self._thread.start()
 
-    def budget_wait(self, seconds: float) -> float:
-        """Seconds to sleep after an update of ``seconds`` so both budget limits hold."""
-        wait = 0.0
-        if self.cfg.max_updates_per_s > 0:
-            wait = max(wait, 1.0 / self.cfg.max_updates_per_s - seconds)
-        if self.cfg.compute_share < 1.0:
-            wait = max(wait, seconds * (1.0 - self.cfg.compute_share) / self.cfg.compute_share)
-        return wait
-
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
@@ -227,7 +210,7 @@ class OnlineAdapter:
                 log.exception("adaptation update failed")
                 result = None
                 self._stop.wait(1.0)
-            self._stop.wait(0.05 if result is None else self.budget_wait(result.seconds))
+            self._stop.wait(0.05 if result is None else self.cfg.budget_wait(result.seconds))
             if self.cfg.state_dir and time.monotonic() - self._last_save >= self.cfg.save_every_s:
                 self.save()
 
@@ -282,10 +265,7 @@ class OnlineAdapter:
             tensors[f"adapted/{name}"] = self.student[name].detach()
             tensors[f"teacher/{name}"] = self.teacher[name]
             tensors[f"snapshot/{name}"] = self.snapshot[name]
-            for key, value in self.optimizer.state.get(self.student[name], {}).items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"optim/{name}/{key}"] = value
-        return tensors
+        return {**tensors, **optimizer_tensors(self.optimizer, self.student)}
 
     def save(self, state_dir: str | Path | None = None) -> Path:
         """Save weights, teacher, snapshot, optimizer, guard and buffer statistics atomically."""
@@ -317,13 +297,7 @@ class OnlineAdapter:
             copy_into(self.student, {n: t[f"adapted/{n}"] for n in self.names})
             self.teacher = {n: t[f"teacher/{n}"].to(self.device) for n in self.names}
             self.snapshot = {n: t[f"snapshot/{n}"].to(self.device) for n in self.names}
-            self.optimizer.state.clear()
-            for n in self.names:
-                entries = {k.split("/")[-1]: v.to(self.device) for k, v in t.items() if k.startswith(f"optim/{n}/")}
-                if entries:
-                    if "step" in entries:
-                        entries["step"] = entries["step"].cpu()
-                    self.optimizer.state[self.student[n]] = entries
+            restore_optimizer(self.optimizer, self.student, t)
             self.guard.load_state_dict(saved.meta.get("guard", {}))
             self.buffer.load_statistics(saved.meta.get("buffer", {}))
             self.updates = int(saved.meta.get("updates", 0))

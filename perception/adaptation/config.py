@@ -57,6 +57,15 @@ class AdaptationConfig:
     resume: bool = True
     seed: int = 0
 
+    def budget_wait(self, seconds: float) -> float:
+        """Seconds the worker sleeps after an update that took ``seconds``, so both budget limits hold."""
+        wait = 0.0
+        if self.max_updates_per_s > 0:
+            wait = max(wait, 1.0 / self.max_updates_per_s - seconds)
+        if self.compute_share < 1.0:
+            wait = max(wait, seconds * (1.0 - self.compute_share) / self.compute_share)
+        return wait
+
     def __post_init__(self) -> None:
         if self.params not in PARAM_CHOICES:
             raise ConfigError(f"adaptation.params: expected one of {PARAM_CHOICES}, got {self.params!r}")

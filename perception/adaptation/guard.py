@@ -26,7 +26,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
+import torch.nn.functional as F
+
 from perception.adaptation.config import AdaptationConfig
+from perception.losses import effective_rank, feature_std
 
 ADAPTING, ROLLED_BACK, FALLBACK_SOURCE, DISABLED = "adapting", "rolled_back", "fallback_source", "disabled"
 STATES = (ADAPTING, ROLLED_BACK, FALLBACK_SOURCE, DISABLED)
@@ -42,6 +46,15 @@ class HealthSample:
     effective_rank: float
     source_effective_rank: float
     drift: float
+
+
+@torch.no_grad()
+def health_sample(adapted: torch.Tensor, source: torch.Tensor, loss: float) -> HealthSample:
+    """Signals from the adapted and source dense maps ``(B, C, h, w)`` of the same frames."""
+    drift = (1.0 - F.cosine_similarity(adapted.float(), source.float(), dim=1)).mean()
+    return HealthSample(loss=loss, feature_std=float(feature_std(adapted)),
+                        source_feature_std=float(feature_std(source)), effective_rank=float(effective_rank(adapted)),
+                        source_effective_rank=float(effective_rank(source)), drift=float(drift))
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,30 @@ def save_state(state_dir: str | Path, tensors: dict[str, torch.Tensor], meta: di
         except FileNotFoundError:
             pass
     return path
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, params: Mapping[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor]:
+    """The optimizer's per-parameter tensors (Adam moments, step) keyed ``optim/<param name>/<key>``."""
+    out = {}
+    for name, p in params.items():
+        for key, value in optimizer.state.get(p, {}).items():
+            if isinstance(value, torch.Tensor):
+                out[f"optim/{name}/{key}"] = value
+    return out
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, params: Mapping[str, torch.Tensor],
+                      tensors: Mapping[str, torch.Tensor]) -> None:
+    """The inverse of ``optimizer_tensors`` (a parameter without saved entries starts fresh)."""
+    optimizer.state.clear()
+    for name, p in params.items():
+        prefix = f"optim/{name}/"
+        entries = {k[len(prefix):]: v.to(p.device) for k, v in tensors.items() if k.startswith(prefix)}
+        if "step" in entries:
+            entries["step"] = entries["step"].cpu()  # Adam keeps its step on the CPU unless capturable
+        if entries:
+            optimizer.state[p] = entries
 
 
 def load_state(state_dir: str | Path, source_sha256: str | None = None) -> SavedState:

@@ -110,8 +110,8 @@ def test_background_worker_and_inference_only_ever_see_whole_versions(tiny):
 
 def test_budget_wait_respects_rate_and_compute_share(tiny):
     adapter = filled_adapter(tiny, max_updates_per_s=2.0, compute_share=0.25)
-    assert adapter.budget_wait(0.1) == 0.4                       # rate: 0.5 s period; share: 3 x 0.1 = 0.3
-    assert abs(adapter.budget_wait(0.5) - 1.5) < 1e-9            # share dominates
+    assert adapter.cfg.budget_wait(0.1) == 0.4                       # rate: 0.5 s period; share: 3 x 0.1 = 0.3
+    assert abs(adapter.cfg.budget_wait(0.5) - 1.5) < 1e-9            # share dominates
 
 
 @pytest.mark.gpu

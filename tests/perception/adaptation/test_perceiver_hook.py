@@ -4,7 +4,6 @@ the next encode, other streams are not buffered."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from perception.adaptation import attach_online_adapter
 from perception.adaptation.params import sets_equal
