@@ -90,6 +90,7 @@ class OnlineAdapter:
         self.versions = VersionedParams(self.source)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.updates = 0
+        self.frames_seen = 0
         self.last: StepResult | None = None
         self.last_save_reason = ""
         self.rate = RollingStats()
@@ -105,8 +106,10 @@ class OnlineAdapter:
         return self.versions.apply_to(self.serving)
 
     def after_frame(self, frame: torch.Tensor, output: Any = None) -> None:
-        """Buffer the encoder's input ``(1, 3, H, W)`` in [0, 1] (``output`` is unused for now)."""
-        if self.guard.status not in (DISABLED, FALLBACK_SOURCE):
+        """Buffer every ``buffer_every``-th encoder input ``(1, 3, H, W)`` in [0, 1] (``output`` is unused for now)."""
+        keep = self.frames_seen % self.cfg.buffer_every == 0
+        self.frames_seen += 1
+        if keep and self.guard.status not in (DISABLED, FALLBACK_SOURCE):
             self.buffer.push(frame)
 
     # -- the update ----------------------------------------------------------------------------------------------

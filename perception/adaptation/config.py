@@ -30,6 +30,7 @@ class AdaptationConfig:
     compute_share: float = 0.5            # fraction of wall time the worker may spend computing (0, 1]
     # buffer of recent frames, stored downscaled as uint8
     buffer_size: int = 32
+    buffer_every: int = 1                 # keep every N-th frame, so the buffer spans N times longer
     train_width: int = 128
     train_height: int = 96
     clip_length: int = 3                  # frames per update: t, t+g, t+2g, ... with g drawn from gaps
@@ -71,6 +72,7 @@ class AdaptationConfig:
             raise ConfigError(f"adaptation.params: expected one of {PARAM_CHOICES}, got {self.params!r}")
         checks = [("lr", self.lr >= 0), ("compute_share", 0.0 < self.compute_share <= 1.0),
                   ("max_updates_per_s", self.max_updates_per_s >= 0), ("buffer_size", self.buffer_size >= 2),
+                  ("buffer_every", self.buffer_every >= 1),
                   ("clip_length", 2 <= self.clip_length), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
                   ("train_width", self.train_width >= 16), ("train_height", self.train_height >= 16),
                   ("snapshot_every", self.snapshot_every >= 1), ("max_trips", self.max_trips >= 1),

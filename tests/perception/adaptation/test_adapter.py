@@ -10,7 +10,7 @@ import pytest
 
 import torch
 
-from perception.adaptation import ADAPTING, FALLBACK_SOURCE, ROLLED_BACK
+from perception.adaptation import ADAPTING, FALLBACK_SOURCE, ROLLED_BACK, load_state
 from perception.adaptation.params import clone_set, sets_equal
 from perception.models import create_encoder
 
@@ -126,3 +126,26 @@ def test_cuda_updates_run_on_their_own_stream_and_publish_complete_sets():
     assert adapter.before_frame() == results[-1].version
     assert sets_equal(adapter.serving, adapter.student)
     assert all(t.device.type == "cuda" for t in adapter.versions.latest()[1].values())
+
+
+def test_buffer_every_keeps_every_nth_frame(tiny):
+    adapter = filled_adapter(tiny, frames=0, buffer_every=3)
+    for i in range(10):
+        adapter.after_frame(torch.full((1, 3, 48, 64), i / 10.0))
+    kept = [round(float(f.float().mean()) / 255.0 * 10) for f in adapter.buffer.ordered()]
+    assert kept == [0, 3, 6, 9] and adapter.frames_seen == 10
+
+
+def test_worker_saves_periodically_and_on_stop(tiny, tmp_path):
+    adapter = filled_adapter(tiny, state_dir=str(tmp_path), save_every_s=0.0, max_updates_per_s=20.0)
+    adapter.start()
+    try:
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and not (tmp_path / "adapted.json").exists():
+            time.sleep(0.02)
+    finally:
+        adapter.stop(save=True)
+    assert (tmp_path / "adapted.json").exists(), "no periodic save within 30 s"
+    saved = load_state(tmp_path, adapter.source_sha256)
+    assert saved.meta["updates"] == adapter.updates >= 1
+    assert all(torch.equal(saved.tensors[f"adapted/{n}"], adapter.student[n].detach()) for n in adapter.names)
