@@ -13,6 +13,6 @@ from perception.adaptation.swap import VersionedParams
 
 __all__ = [
     "ADAPTING", "DISABLED", "FALLBACK_SOURCE", "ROLLED_BACK", "AdaptationConfig", "AdaptationGuard", "FrameBuffer",
-    "HealthSample", "OnlineAdapter", "ResumeResult", "StateMismatch", "StepResult", "Verdict", "VersionedParams", "attach_online_adapter",
-    "load_state", "save_state", "select_parameters", "state_hash",
+    "HealthSample", "OnlineAdapter", "ResumeResult", "StateMismatch", "StepResult", "Verdict", "VersionedParams",
+    "attach_online_adapter", "load_state", "save_state", "select_parameters", "state_hash",
 ]

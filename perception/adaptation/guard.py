@@ -98,7 +98,8 @@ class AdaptationGuard:
             reasons.append(f"drift: cosine distance to source {s.drift:.3g} > {c.drift_max}")
         self.loss_ema = s.loss if self.loss_ema is None else c.loss_ema * self.loss_ema + (1 - c.loss_ema) * s.loss
         if self.best_loss_ema is not None and self.loss_ema > c.loss_rise_factor * max(self.best_loss_ema, 1e-8):
-            reasons.append(f"loss rising: EMA {self.loss_ema:.4g} > {c.loss_rise_factor} x best {self.best_loss_ema:.4g}")
+            reasons.append(f"loss rising: EMA {self.loss_ema:.4g} > {c.loss_rise_factor} x best "
+                           f"{self.best_loss_ema:.4g}")
         return reasons
 
     def check(self, s: HealthSample) -> Verdict:

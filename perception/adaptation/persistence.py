@@ -2,10 +2,10 @@
 
 Layout in ``state_dir``: ``adapted.json`` (the manifest) and ``weights-<sha12>.safetensors``. A save writes the new
 weights file under a new name (temporary file, fsync, rename), then replaces the manifest the same way, then
-deletes weight files the manifest no longer names (and temporary files a killed writer left). The manifest holds the sha256 of the weights file it names, so a
-reader gets either the old pair or the new pair, both complete and agreeing, whenever the writer is killed
-(``kill -9`` included): the rename of the manifest is the commit point. ``load_state`` checks that sha256 and
-the source model's hash (``source_sha256``) and says why it refuses.
+deletes weight files the manifest no longer names (and temporary files a killed writer left). The manifest holds
+the sha256 of the weights file it names, so a reader gets either the old pair or the new pair, both complete and
+agreeing, whenever the writer is killed (``kill -9`` included): the rename of the manifest is the commit point.
+``load_state`` checks that sha256 and the source model's hash (``source_sha256``) and says why it refuses.
 """
 
 from __future__ import annotations

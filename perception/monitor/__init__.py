@@ -10,6 +10,7 @@ from perception.monitor.monitor import MonitorReport, StreamMonitor
 from perception.monitor.reference import ReferenceStats
 
 __all__ = [
-    "ERROR", "OK", "WARN", "FeatureDriftMonitor", "FeatureScores", "HealthSummary", "ImageQuality", "MonitorConfig", "MonitorReport",
-    "ReferenceStats", "StreamMonitor", "image_quality", "stream_health", "level_above", "level_below", "luma", "worst",
+    "ERROR", "OK", "WARN", "FeatureDriftMonitor", "FeatureScores", "HealthSummary", "ImageQuality", "MonitorConfig",
+    "MonitorReport", "ReferenceStats", "StreamMonitor", "image_quality", "level_above", "level_below", "luma",
+    "stream_health", "worst",
 ]
