@@ -6,7 +6,7 @@ The reference (``ReferenceStats``) comes from ``MonitorConfig.reference_path`` o
 | score | definition | WARN | ERROR |
 |---|---|---|---|
 | ``ood`` | Mahalanobis distance to the reference Gaussian / typical (Lee 2018) | ``ood_warn`` 2 | ``ood_error`` 4 |
-| ``drift`` | EMA (``drift_ema``) of cosine distance to the reference mean / typical | ``drift_warn`` 2 | ``drift_error`` 4 |
+| ``drift`` | EMA (``drift_ema``) of cosine distance to ref. mean / typical | ``drift_warn`` 2 | ``drift_error`` 4 |
 
 "typical": the score's mean on reference frames, measured out of sample; a level applies at ``>=`` its threshold.
 
