@@ -1,4 +1,4 @@
-"""``dualstream demo``: the real ROS 2 graph on the embedded clip, as separate processes, and a summary of what it did.
+"""Run the real ROS 2 graph (camera, perception, recorder processes) on the embedded clip and summarise it.
 
 camera_node (the clip, paced) -> perception_node (encoder + detector) -> recorder_node (MCAP bag of the outputs,
 latency from input stamp to receipt). Afterwards the debug overlay is read back from the bag into ``overlay.mp4`` and
