@@ -27,7 +27,9 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "calibrate": "perception.commands.calibrate",
     "eval": {
         "propagate": "perception.commands.eval_propagate",
+        "detect": "perception.commands.eval_detect",
     },
+    "fewshot": {"fit": "perception.commands.fewshot_fit"},
 }
 GROUP_HELP = {"eval": "evaluate a model or a method on labelled data (see `dualstream eval <task> --help`)"}
 

@@ -60,7 +60,15 @@ class DiscoveryDetector:
         self.tracker.reset()
 
 
-DETECTORS: dict[str, Callable[[DetectorConfig], Detector]] = {"discovery": DiscoveryDetector}
+def _fewshot_detector(cfg: DetectorConfig) -> Detector:
+    """The few-shot head method (imported on use): ``cfg.fewshot_head`` names the head file."""
+    from perception.detection.fewshot_detector import FewShotDetector  # noqa: PLC0415
+
+    return FewShotDetector(cfg)
+
+
+DETECTORS: dict[str, Callable[[DetectorConfig], Detector]] = {"discovery": DiscoveryDetector,
+                                                               "fewshot": _fewshot_detector}
 
 
 def register_detector(name: str, factory: Callable[[DetectorConfig], Detector]) -> None:

@@ -1,0 +1,99 @@
+"""``FewShotDetector``: the ``"fewshot"`` detector method, a learnt few-shot head plus foreground and tracking.
+
+``DetectorConfig.fewshot_head`` names the head (``HEAD.safetensors`` with ``HEAD.json``, from
+``dualstream fewshot fit``). Per frame: foreground from MOG2 (primed on the first frame with the background the
+head saw in its labelled frames, when the frame has the same aspect ratio) -> the head's windows and scores on the
+frame and the encoder's dense map -> detections at or above ``min_score`` (default: the head's threshold) ->
+:class:`~perception.detection.tracker.IoUTracker` ids. ``reset()`` forgets the background and the tracks.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from perception.config import ConfigError, DetectorConfig
+from perception.detection.fewshot import FewShotHead, load_head
+from perception.detection.foreground import ForegroundModel, StaticBackground, boxes_mask
+from perception.detection.tracker import IoUTracker
+from perception.detection.types import Detections
+
+
+TEMPORAL = 0.0  # off: measured worse on PETS (AP50 0.58 at 0.6 against 0.64 off, 200 frames)
+NEW_TRACK_PRIOR = 0.5
+
+
+class FewShotDetector:
+    """``detect(image (H, W, 3) uint8 RGB, dense (C, H/8, W/8) | None) -> Detections`` of the head's class."""
+
+    def __init__(self, cfg: DetectorConfig, head: FewShotHead | None = None, min_score: float | None = None) -> None:
+        if head is None:
+            if not cfg.fewshot_head:
+                raise ConfigError("detector.fewshot_head: method 'fewshot' needs a head file "
+                                  "(make one with `dualstream fewshot fit`)")
+            try:
+                head = load_head(cfg.fewshot_head)
+            except (FileNotFoundError, ValueError) as exc:
+                raise ConfigError(f"detector.fewshot_head: {exc}") from exc
+        self.cfg, self.head = cfg, head
+        self.min_score = float(head.meta.get("threshold", 0.5)) if min_score is None else min_score
+        self.class_name = str(head.meta.get("classes", ["object"])[0])
+        self.foreground = ForegroundModel()
+        self.tracker = IoUTracker(cfg.track_iou, cfg.track_max_misses, 0.0)
+        self.last_foreground: np.ndarray | None = None
+        self.static: StaticBackground | None = None
+        self.uses_static = "static" in head.map_names
+        self.update_threshold = float(head.meta.get("threshold", 0.5))
+        self.temporal = float(head.meta.get("temporal", TEMPORAL))
+        self._track_scores: dict[int, float] = {}
+
+    def reset(self) -> None:
+        self.foreground.reset()
+        self.tracker.reset()
+        self.last_foreground = None
+        self.static = None
+        self._track_scores = {}
+
+    def _prime(self, image: np.ndarray) -> None:
+        background = self.head.background
+        h, w = image.shape[:2]
+        if background is not None and abs(background.shape[1] / background.shape[0] - w / h) <= 0.02:
+            if background.shape[:2] != (h, w):
+                background = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
+            self.foreground.prime(background)
+        else:
+            background = image
+        self.static = StaticBackground(background) if self.uses_static else None
+
+    def detect(self, image: np.ndarray, dense: object | None = None) -> Detections:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"FewShotDetector.detect: image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        if not self.foreground.primed:
+            self._prime(image)
+            self.foreground.primed = True
+        maps = {"foreground": self.foreground(image)}
+        if self.static is not None:
+            maps["static"] = self.static.difference(image)
+        self.last_foreground = maps["foreground"]
+        boxes, scores = self.head.detect(image, maps, dense, min_score=self.min_score,
+                                         max_detections=self.cfg.max_detections)
+        if self.static is not None:
+            self.static.update(image, boxes_mask(image.shape[:2], boxes[scores >= self.update_threshold], 0.1))
+        dets = Detections(boxes.astype(np.float32), scores.astype(np.float32), np.full(len(scores), -1, np.int64),
+                          [self.class_name] * len(scores))
+        tracked = self.tracker.update(dets)
+        return self._smooth(tracked) if self.temporal > 0 else tracked
+
+    def _smooth(self, dets: Detections) -> Detections:
+        """Score = running average of the track's scores (weight ``temporal`` on the past; a new track starts
+        from ``NEW_TRACK_PRIOR`` times its first score): a person is seen on many frames, most false alarms on few."""
+        scores = dets.scores.astype(np.float64).copy()
+        seen: dict[int, float] = {}
+        for i, track_id in enumerate(dets.track_ids):
+            past = self._track_scores.get(int(track_id))
+            start = NEW_TRACK_PRIOR * scores[i] if past is None else past
+            scores[i] = self.temporal * start + (1 - self.temporal) * scores[i]
+            seen[int(track_id)] = scores[i]
+        self._track_scores = seen | {k: v for k, v in self._track_scores.items()
+                                     if k not in seen and any(t.track_id == k for t in self.tracker.tracks)}
+        return Detections(dets.boxes, scores.astype(np.float32), dets.track_ids, dets.class_ids)

@@ -1,0 +1,112 @@
+"""Few-shot head: fit on the first frames of the synthetic scene (static camera), save, load, detect the objects on
+later frames through the detector registry; box prior and window helpers by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perception.config import ConfigError, DetectorConfig
+from perception.detection.boxes import iou_matrix
+from perception.detection.detector import build_detector
+from perception.detection.fewshot import greedy_nms, load_head, save_head
+from perception.detection.fewshot_fit import fit_head
+from perception.detection.proposals import BoxPrior, candidate_windows, integral, region_mean
+from perception.io.synthetic import SyntheticScene
+
+FIT, TEST = 5, 15
+
+
+@pytest.fixture(scope="module")
+def scene() -> list:
+    frames = list(SyntheticScene(width=320, height=240, num_frames=FIT + TEST, seed=3, num_objects=4,
+                                 camera_motion=False, min_size=24, max_size=48, max_speed=3.0))
+    return frames
+
+
+def _dense(image: np.ndarray) -> np.ndarray:
+    """A stand-in for encoder features: 8 fixed random projections of 8x8 colour blocks, (8, h/8, w/8)."""
+    h, w = image.shape[0] // 8, image.shape[1] // 8
+    blocks = image[: h * 8, : w * 8].reshape(h, 8, w, 8, 3).mean(axis=(1, 3)) / 255.0
+    proj = np.random.default_rng(0).normal(size=(3, 8))
+    return np.tanh(blocks @ proj).transpose(2, 0, 1).astype(np.float32)
+
+
+def test_box_prior_by_hand() -> None:
+    # heights 0.1, 0.2, 0.3 of the image at bottoms 0.3, 0.5, 0.7: h = -0.05 + 0.5 * bottom; aspect median 0.5
+    boxes = np.array([[0, 20, 5, 10], [0, 30, 10, 20], [0, 40, 14, 30]], float)
+    prior = BoxPrior.fit(boxes, (100, 100))
+    assert prior.a == pytest.approx(-0.05) and prior.b == pytest.approx(0.5)
+    assert prior.aspect == pytest.approx(0.5)
+    np.testing.assert_allclose(prior.height(np.array([0.9])), [0.4])
+    windows = candidate_windows(prior, (100, 100), step=10, scales=(1.0,), aspects=(1.0,))
+    bottom = windows[:, 1] + windows[:, 3]
+    np.testing.assert_allclose(windows[:, 3], np.maximum(100 * (-0.05 + 0.5 * bottom / 100), 16.0))
+    np.testing.assert_allclose(windows[:, 2], 0.5 * windows[:, 3])
+
+
+def test_region_mean_by_hand() -> None:
+    values = np.arange(12, dtype=float).reshape(3, 4)
+    table = integral(values)
+    # rows 1..2, cols 1..2 -> 5, 6, 9, 10 -> mean 7.5; a region at half the map's resolution (scale 0.5)
+    got = region_mean(table, np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.array([3.0, 6.0]), np.array([3.0, 6.0]),
+                      1.0)
+    assert got[0] == pytest.approx(7.5)
+    assert got[1] == pytest.approx(values[2:, 2:].mean())  # clipped to the map: rows 2, cols 2..3 -> 10, 11
+    # at 0.5 map cells per pixel, pixels [2, 6) x [2, 6) are cells [1, 3) x [1, 3)
+    assert region_mean(table, np.array([2.0]), np.array([2.0]), np.array([6.0]), np.array([6.0]), 0.5)[0] == \
+        pytest.approx(values[1:3, 1:3].mean())
+
+
+def test_greedy_nms_suppresses_nested_windows() -> None:
+    boxes = np.array([[0, 0, 10, 20], [1, 1, 8, 16], [30, 0, 10, 20], [0, 10, 10, 20]], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    # IoU(0, 1) = 128/200 = 0.64 > 0.5: gone; box 3 overlaps box 0 by 100/300 = 1/3 IoU: kept at 0.5
+    np.testing.assert_array_equal(greedy_nms(boxes, scores, 0.5, 10), [0, 2, 3])
+    # with containment 0.4, box 3 (half inside box 0) is suppressed too
+    np.testing.assert_array_equal(greedy_nms(boxes, scores, 0.5, 10, containment=0.4), [0, 2])
+    np.testing.assert_array_equal(greedy_nms(boxes, scores, 0.5, 1), [0])
+
+
+def _recall_precision(detector, frames: list) -> tuple[float, float]:
+    tp = n_gt = n_det = 0
+    for frame in frames:
+        dets = detector.detect(frame.image, _dense(frame.image))
+        keep = dets.scores >= 0.5
+        boxes = dets.boxes[keep]
+        n_gt += len(frame.boxes)
+        n_det += len(boxes)
+        if len(boxes) and len(frame.boxes):
+            overlap = iou_matrix(frame.boxes, boxes)
+            tp += int((overlap.max(axis=1) >= 0.5).sum())
+    return tp / max(n_gt, 1), tp / max(n_det, 1)
+
+
+def test_fit_save_load_detect(scene: list, tmp_path: Path) -> None:
+    fit = scene[:FIT]
+    head = fit_head([f.image for f in fit], [f.boxes for f in fit], None, [_dense(f.image) for f in fit],
+                    {"name": "test-projection"}, "thing")
+    assert head.meta["fit"]["boxes"] == sum(len(f.boxes) for f in fit)
+    assert head.meta["features"]["cell_features"] == 8 + 3
+    path = save_head(head, tmp_path / "head")
+    assert path.name == "head.safetensors" and (tmp_path / "head.json").is_file()
+    loaded = load_head(tmp_path / "head.json")
+    for key, value in head.tensors.items():
+        np.testing.assert_array_equal(loaded.tensors[key], value)
+    detector = build_detector(DetectorConfig(method="fewshot", fewshot_head=str(tmp_path / "head")))
+    for frame in fit:  # the labelled frames run through the detector too (background and tracks warm up)
+        detector.detect(frame.image, _dense(frame.image))
+    recall, precision = _recall_precision(detector, scene[FIT:])
+    assert recall >= 0.7, recall
+    assert precision >= 0.7, precision
+    dets = detector.detect(scene[-1].image, _dense(scene[-1].image))
+    assert set(dets.class_ids) <= {"thing"} and (dets.track_ids > 0).all()
+
+
+def test_missing_head_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="fewshot_head"):
+        build_detector(DetectorConfig(method="fewshot"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_detector(DetectorConfig(method="fewshot", fewshot_head=str(tmp_path / "nope")))
