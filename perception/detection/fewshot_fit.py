@@ -7,7 +7,8 @@
    cells whose centre lies in the central part of a box (people are narrower than their box), negatives cells
    outside every grown box. The window scorer sees cell scores of each frame from a head fitted without that frame
    (cross-fitting), so it learns how much to trust them on frames the cell head has not seen.
-3. Window scorer: an MLP on window features, trained with binary cross-entropy on a soft target, the window's best
+3. Window scorer: an MLP on window features, trained with binary cross-entropy on a soft target (minibatches drawn
+   with class-balancing weights), the window's best
    IoU with a labelled box mapped linearly from [0.3, 0.7] to [0, 1], so the best-placed window scores highest.
    Windows overlapping an ignore region (IoU >= 0.5) are left out.
 """
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ from perception.detection.fewshot import (FewShotHead, cell_features, whole_wind
 from perception.detection.foreground import ForegroundModel, StaticBackground, background_from_labels
 from perception.detection.proposals import ASPECTS, SCALES, BoxPrior, candidate_windows, window_features
 
-STEP = 4.0
+STEP_SHARE, MIN_STEP, MAX_STEP = 0.06, 4.0, 16.0  # window grid step: this share of the median labelled height
 NMS_IOU = 0.3
 NMS_CONTAINMENT = 0.7
 REFINE = True
@@ -50,7 +53,7 @@ def _cell_labels(grid_hw: tuple[int, int], image_size: tuple[int, int], boxes: n
     return labels
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 60) -> tuple[np.ndarray, float]:
+def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 40) -> tuple[np.ndarray, float]:
     """Class-balanced L2-regularised logistic regression by L-BFGS: ``(weight (F,), bias)``."""
     xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
     pos = max(float(yt.sum()), 1.0)
@@ -71,9 +74,9 @@ def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 60) -
     return w.detach().numpy(), float(b.detach()[0])
 
 
-def _train_mlp(x: np.ndarray, target: np.ndarray, weight: np.ndarray, seed: int, steps: int = 300,
-               hidden: int = HIDDEN) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Two hidden ReLU layers, BCE with soft targets and per-sample weights, Adam, full batch."""
+def _train_mlp(x: np.ndarray, target: np.ndarray, weight: np.ndarray, seed: int, steps: int = 400,
+               hidden: int = HIDDEN, batch: int = 2048) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two hidden ReLU layers, BCE with soft targets, Adam on minibatches drawn with probability ``weight``."""
     gen = torch.Generator().manual_seed(seed)
     dims = [x.shape[1], hidden, hidden, 1]
     params = []
@@ -81,26 +84,46 @@ def _train_mlp(x: np.ndarray, target: np.ndarray, weight: np.ndarray, seed: int,
         params.append((torch.randn(a, b, generator=gen) * (2.0 / a) ** 0.5).requires_grad_())
         params.append(torch.zeros(b).requires_grad_())
     xt, tt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(target.astype(np.float32))
-    wt = torch.from_numpy((weight / weight.sum()).astype(np.float32))
-    opt = torch.optim.Adam(params, lr=1e-2, weight_decay=1e-4)
+    probs = torch.from_numpy((weight / weight.sum()).astype(np.float64))
+    opt = torch.optim.Adam(params, lr=5e-3, weight_decay=1e-4)
     for _ in range(steps):
-        h = xt
+        idx = torch.multinomial(probs, min(batch, len(xt)), replacement=True, generator=gen)
+        h = xt[idx]
         for i in range(0, len(params), 2):
             h = h @ params[i] + params[i + 1]
             if i < len(params) - 2:
                 h = torch.relu(h)
-        loss = (torch.nn.functional.binary_cross_entropy_with_logits(h[:, 0], tt, reduction="none") * wt).sum()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(h[:, 0], tt[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
     return [(params[i].detach().numpy(), params[i + 1].detach().numpy()) for i in range(0, len(params), 2)]
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """The fits are many tiny torch ops: one thread is about 10x faster than two on a busy 2-core CPU (OpenMP
+    workers spin and wait for each other when another process holds a core)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.ndarray] | None = None,
              dense: list[object] | None = None, encoder: dict | None = None, class_name: str = "person",
-             seed: int = 0, max_negatives: int = 20000) -> FewShotHead:
+             seed: int = 0, max_negatives: int = 15000, max_near: int = 15000) -> FewShotHead:
     """Learn a head from RGB ``images`` (same size), their valid ``boxes`` (x, y, w, h) and ``ignore`` regions,
     with the encoder's ``dense`` maps ((C, h, w) each) or colour alone when ``dense`` is None."""
+    with _one_thread():
+        return _fit_head(images, boxes, ignore, dense, encoder, class_name, seed, max_negatives, max_near)
+
+
+def _fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.ndarray] | None,
+              dense: list[object] | None, encoder: dict | None, class_name: str, seed: int, max_negatives: int,
+              max_near: int) -> FewShotHead:
     started = time.time()
     if not images or len(images) != len(boxes):
         raise ValueError(f"fit_head: {len(images)} images but {len(boxes)} box lists")
@@ -135,7 +158,9 @@ def fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.
         w_k, b_k = fit_cells([i for i in range(len(images)) if i != k]) if len(images) > 1 else (cell_w, cell_b)
         cell_maps.append((1.0 / (1.0 + np.exp(-np.clip(z[k] @ w_k + b_k, -30, 30)))).astype(np.float32))
 
-    windows = candidate_windows(prior, size, STEP, SCALES, ASPECTS)
+    all_boxes = np.concatenate(boxes)
+    step = float(np.clip(STEP_SHARE * np.median(all_boxes[:, 3]), MIN_STEP, MAX_STEP))
+    windows = candidate_windows(prior, size, step, SCALES, ASPECTS)
     for k in range(len(images)):
         frame_maps[k]["cell_score"] = cell_maps[k]
     stage_names = [n for n in map_names if n != "cell_score"] + ["cell_score"]
@@ -160,6 +185,7 @@ def fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.
     passing &= np.isfinite(iou_all)
     rng = np.random.default_rng(seed)
     near = np.flatnonzero(passing & (iou_all >= 0.2))
+    near = rng.choice(near, size=min(len(near), max_near), replace=False) if len(near) else near
     far = np.flatnonzero(passing & (iou_all < 0.2))
     far = rng.choice(far, size=min(len(far), max_negatives), replace=False) if len(far) else far
     chosen = np.sort(np.concatenate([near, far]))
@@ -184,7 +210,7 @@ def fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.
         "features": {"use_encoder": use_encoder, "cell_features": int(mean.shape[0]), "stride": 8,
                      "colour": "Lab cell means", "foreground": "MOG2 primed with the labelled frames' background"},
         "box_prior": prior.as_dict(),
-        "windows": {"step": STEP, "scales": list(SCALES), "aspects": list(ASPECTS)},
+        "windows": {"step": step, "scales": list(SCALES), "aspects": list(ASPECTS)},
         "first_stage": first_stage,
         "maps": map_names,
         "mlp_layers": len(layers),
