@@ -111,6 +111,9 @@ def summarise(out: Path, elapsed_s: float, source: str) -> dict:
         "drops": perception.get("dropped", 0),
         "lost_in_transport": max(0, camera.get("published", 0) - perception.get("received", 0)),
         "bad_messages": perception.get("bad_messages", 0),
+        "node_processing_ms": {"p50": perception.get("latency_p50_ms"), "p95": perception.get("latency_p95_ms")},
+        "last_frame_stage_ms": {k[:-3]: v for k, v in perception.items()
+                                if k in ("preprocess_ms", "encoder_ms", "detection_ms", "visualise_ms", "total_ms")},
         "device": perception.get("device", ""),
         "elapsed_s": round(elapsed_s, 2),
     }
@@ -128,6 +131,8 @@ def _print_summary(summary: dict, out: Path) -> None:
     print(f"  throughput        {summary['fps']:.1f} fps on {summary['device']}")
     print(f"  latency (ms)      p50 {fmt(lat.get('p50'))}  p95 {fmt(lat.get('p95'))}  p99 {fmt(lat.get('p99'))}"
           "  (input stamp -> output received)")
+    node = summary["node_processing_ms"]
+    print(f"  in the node (ms)  p50 {fmt(node.get('p50'))}  p95 {fmt(node.get('p95'))}  (frame received -> published)")
     print(f"  outputs in        {out}/")
     print(f"    summary.json    the numbers above;  overlay.mp4  boxes and track ids over the clip")
     print(f"    bag/            MCAP bag of the outputs (open in Foxglove, or `dualstream replay` later)")
