@@ -9,8 +9,10 @@
   ``createBackgroundSubtractorMOG2(history=200, varThreshold=16, detectShadows=True)`` from the first frame;
   foreground = 255 (shadows, 127, dropped); open 3x3 ellipse, close 7x7 ellipse; 8-connected components of at least
   50 px; score = component area.
-- :class:`GreedyIoUTracker`: ids for both: a detection joins the unmatched track whose last box it overlaps most
-  (IoU >= 0.3), visiting detections in score order; a track dies after 5 consecutive misses.
+- :class:`GreedyIoUTracker`: ids for both: detection-track pairs with IoU >= 0.3 to the track's last box are
+  matched greedily, highest IoU first (ties: the higher-scored detection, then the older track); a track dies after
+  5 consecutive misses. (This reading of "greedy" reproduces the reference MOTA/IDF1; visiting detections in score
+  order instead gives IDF1 0.311 against 0.318 on PETS09-S2L1 for hog.)
 
 HOG at 2x is slow on a small CPU, so :func:`hog_detections_cached` keeps each video's raw per-frame detections in a
 JSON file keyed by a hash of the parameters, the video's name and size.
@@ -161,8 +163,8 @@ class Mog2Detector:
 
 
 class GreedyIoUTracker:
-    """The baselines' tracker: greedy IoU association to each track's last box (IoU >= ``iou``, detections in
-    score order, each to its best unmatched track); a track dies after ``max_misses`` consecutive misses."""
+    """The baselines' tracker: greedy IoU association to each track's last box (pairs with IoU >= ``iou``, highest
+    IoU first, one-to-one); a track dies after ``max_misses`` consecutive misses."""
 
     def __init__(self, iou: float = 0.3, max_misses: int = 5) -> None:
         self.iou, self.max_misses = iou, max_misses
@@ -181,10 +183,11 @@ class GreedyIoUTracker:
         taken = np.zeros(len(self.boxes), bool)
         if self.boxes and len(boxes):
             overlap = iou_matrix(boxes, np.stack(self.boxes))
-            for d in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
-                row = np.where(taken, -1.0, overlap[d])
-                t = int(np.argmax(row))
-                if row[t] >= self.iou:
+            rank = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+            det, trk = np.nonzero(overlap[rank] >= self.iou)
+            order = np.lexsort((trk, det, -overlap[rank][det, trk]))  # highest IoU first; ties: score, track age
+            for d, t in zip(rank[det[order]], trk[order]):
+                if ids[d] < 0 and not taken[t]:
                     taken[t] = True
                     ids[d] = self.ids[t]
                     self.boxes[t], self.misses[t] = boxes[d], 0

@@ -43,12 +43,13 @@ def test_greedy_tracker_by_hand() -> None:
     np.testing.assert_array_equal(tracker.update(np.array([[2, 0, 10, 10]]), np.array([0.9])), [4])
 
 
-def test_greedy_tracker_visits_detections_in_score_order() -> None:
+def test_greedy_tracker_matches_highest_iou_first() -> None:
     tracker = GreedyIoUTracker()
-    tracker.update(np.array([[0, 0, 10, 10]]), np.array([1.0]))
-    # two detections overlap track 1; the higher-scored one takes it even though it comes second
-    ids = tracker.update(np.array([[0, 0, 10, 10], [1, 0, 10, 10]]), np.array([0.2, 0.9]))
-    np.testing.assert_array_equal(ids, [2, 1])
+    tracker.update(np.array([[0, 0, 10, 10], [12, 0, 10, 10]]), np.array([1.0, 1.0]))
+    # detection A at x=1 overlaps track 1 (IoU 90/110) and track 2 (0); B at x=11 overlaps track 1 (IoU 0) and track
+    # 2 (IoU 90/110); C at x=0 overlaps track 1 with IoU 1: C takes track 1 first, although it scores lowest
+    ids = tracker.update(np.array([[1, 0, 10, 10], [11, 0, 10, 10], [0, 0, 10, 10]]), np.array([0.9, 0.8, 0.1]))
+    np.testing.assert_array_equal(ids, [3, 2, 1])
 
 
 @pytest.fixture(scope="module")
