@@ -10,11 +10,8 @@ from perception.models import create_encoder
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread) -> None:
+    """Applies the shared one-thread fixture (tests/conftest.py) to every test here."""
 
 
 @pytest.fixture

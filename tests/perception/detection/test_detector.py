@@ -12,13 +12,7 @@ from perception.detection.detector import DETECTORS, build_detector, register_de
 from perception.io.synthetic import SyntheticScene
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small convolutions run faster on one thread than on two contended ones (2-core CI machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small convolutions: see tests/conftest.py
 
 
 def test_registry_by_name_and_unknown_name() -> None:

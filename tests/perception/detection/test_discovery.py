@@ -17,13 +17,7 @@ from perception.io.synthetic import SyntheticScene
 WARMUP, FRAMES = 5, 60
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small convolutions run faster on one thread than on two contended ones (2-core CI machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small convolutions: see tests/conftest.py
 
 
 def random_conv_features(seed: int = 0) -> torch.nn.Module:
