@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -13,6 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from dualstream_perception.camera_node import CameraNode
 from dualstream_perception.conversions import image_to_rgb, stamp_to_ns
 from dualstream_perception.qos import image_qos
+from perception.runtime.processes import ManagedProcess, graph_environment, node_command
 
 pytestmark = pytest.mark.ros
 
@@ -24,10 +26,10 @@ def _camera(ros, **params) -> CameraNode:
     return ros.add(CameraNode(context=ros.context, parameter_overrides=overrides))
 
 
-def _listener(ros, name: str):
+def _listener(ros, name: str, reliability: str = "reliable"):
     node = ros.add(rclpy_node(ros, name))
     images, infos = [], []
-    qos = image_qos("reliable", 30)
+    qos = image_qos(reliability, 30)
     node.create_subscription(Image, "image_raw", lambda m: images.append((m, time.monotonic())), qos)
     node.create_subscription(CameraInfo, "camera_info", infos.append, qos)
     return node, images, infos
@@ -39,22 +41,28 @@ def rclpy_node(ros, name: str):
     return rclpy.node.Node(name, context=ros.context)
 
 
-def test_publishes_every_frame_at_the_set_rate(ros, wait_for):
-    _, images, infos = _listener(ros, "listener")
-    camera = _camera(ros, **{"source.rate_hz": 20.0, "qos.reliability": "reliable", "qos.depth": 30})
-    assert wait_for(camera.finished.is_set, timeout=20.0)
+def test_publishes_every_frame_at_the_set_rate(ros, wait_for, tmp_path):
+    # The camera runs in its own process, as in a deployed graph: the rate is then the node's, not this test
+    # process's executor's (in-process, the publishing thread shares the GIL with the executor threads and stalls).
+    _, images, infos = _listener(ros, "listener", "best_effort")
+    camera = ManagedProcess("camera", node_command("dualstream_perception.camera_node", "camera_node", params={
+        "source.uri": "synthetic", "source.width": 320, "source.height": 240, "source.num_frames": 15,
+        "source.rate_hz": 20.0, "qos.depth": 30, "wait_for_subscribers": 1, "wait_timeout_s": 30.0,
+        "startup_delay_s": 0.5, "exit_at_end": True, "stats_path": str(tmp_path / "camera.json")}),
+        graph_environment(ros.env()), echo=None).start()
+    try:
+        assert camera.wait(timeout=60.0) == 0, "\n".join(camera.lines[-20:])
+    finally:
+        camera.stop()
     assert wait_for(lambda: len(images) == 15, timeout=3.0), len(images)
-    assert camera.published == 15
+    assert json.loads((tmp_path / "camera.json").read_text())["published"] == 15
     first = image_to_rgb(images[0][0])
     assert first.shape == (240, 320, 3) and first.std() > 5  # a textured picture, not a blank
     stamps = [stamp_to_ns(m.header.stamp) for m, _ in images]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
-    # Stamps are taken at publication. The median period is the set rate; in this in-process test the publishing
-    # thread sometimes stalls for up to ~1 s (GIL contention with the executor threads, under investigation), which
-    # the mean would include, so the median is asserted and the stalls are bounded separately.
-    diffs = np.diff(stamps) / 1e9
+    diffs = np.diff(stamps) / 1e9  # stamps are taken at publication
     assert 0.045 < float(np.median(diffs)) < 0.056, diffs  # 20 Hz = 50 ms
-    assert float(diffs.sum()) < 5.0, diffs
+    assert float(diffs.max()) < 0.15, diffs
     assert wait_for(lambda: len(infos) >= 14, timeout=2.0)
     assert infos[0].width == 320 and infos[0].height == 240
     assert infos[0].header.frame_id == images[0][0].header.frame_id == "camera_optical_frame"
