@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+from perception.runtime.device import torch_threads
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
@@ -29,9 +29,5 @@ def shared_data() -> Path:
 def one_torch_thread():
     """One torch intra-op thread for the test: small tensors only contend on a shared 2-core machine (a 60-step toy
     optimisation took 14 s with 2 threads under load, 0.15 s with one). Restores the previous setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)

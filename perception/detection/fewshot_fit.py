@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,6 +25,7 @@ from perception.detection.boxes import iou_matrix
 from perception.detection.fewshot import (FewShotHead, cell_features, whole_window_means)
 from perception.detection.foreground import ForegroundModel, StaticBackground, background_from_labels
 from perception.detection.proposals import ASPECTS, SCALES, BoxPrior, candidate_windows, window_features
+from perception.runtime.device import torch_threads
 
 STEP_SHARE, MIN_STEP, MAX_STEP = 0.06, 4.0, 16.0  # window grid step: this share of the median labelled height
 NMS_IOU = 0.3
@@ -100,24 +99,12 @@ def _train_mlp(x: np.ndarray, target: np.ndarray, weight: np.ndarray, seed: int,
     return [(params[i].detach().numpy(), params[i + 1].detach().numpy()) for i in range(0, len(params), 2)]
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """The fits are many tiny torch ops: one thread is about 10x faster than two on a busy 2-core CPU (OpenMP
-    workers spin and wait for each other when another process holds a core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.ndarray] | None = None,
              dense: list[object] | None = None, encoder: dict | None = None, class_name: str = "person",
              seed: int = 0, max_negatives: int = 15000, max_near: int = 15000) -> FewShotHead:
     """Learn a head from RGB ``images`` (same size), their valid ``boxes`` (x, y, w, h) and ``ignore`` regions,
     with the encoder's ``dense`` maps ((C, h, w) each) or colour alone when ``dense`` is None."""
-    with _one_thread():
+    with torch_threads(1):
         return _fit_head(images, boxes, ignore, dense, encoder, class_name, seed, max_negatives, max_near)
 
 

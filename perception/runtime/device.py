@@ -9,7 +9,7 @@ about 2x over fp32 on a ViT-S here); fp32 otherwise (bf16 emulated on older CPUs
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+from typing import ContextManager, Iterator
 
 import torch
 
@@ -74,6 +74,19 @@ def autocast(device: torch.device, precision: str) -> ContextManager:
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run a block with ``threads`` torch intra-op threads, then restore the previous number. Many tiny ops (few-shot
+    fits, small tests) run ~10x faster on one thread than on two when another process holds a core: OpenMP workers
+    spin and wait for each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def set_threads(threads: int) -> int:
