@@ -45,6 +45,8 @@ class DataConfig:
     max_width: int = 0  # cached frames wider than this are shrunk to it first (0: keep)
     bag_topic: str = ""
     max_bag_frames: int = 2000
+    workers: int = 0  # threads preparing clips ahead of the training step (0: in the step)
+    prefetch: int = 2  # steps prepared ahead when workers > 0
 
 
 @dataclass
@@ -89,6 +91,7 @@ class RunConfig:
     export: str = "teacher"  # which weights model.safetensors holds: teacher (EMA) | student
     export_dtype: str = "float32"  # float32 | float16 (halves the file; loads into float32 models)
     tensorboard: bool = True  # used when the tensorboard package is installed
+    max_seconds: float = 0.0  # wall-time budget: stop (and save) at the first step past it; 0 = none
 
 
 @dataclass
@@ -119,6 +122,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     need(cfg.optim.steps >= 1, "optim.steps", ">= 1", cfg.optim.steps)
     need(0 <= cfg.optim.warmup_steps < cfg.optim.steps, "optim.warmup_steps", f"in [0, steps={cfg.optim.steps})",
          cfg.optim.warmup_steps)
+    need(cfg.data.workers >= 0, "data.workers", ">= 0", cfg.data.workers)
+    need(cfg.run.max_seconds >= 0, "run.max_seconds", ">= 0 (0: no limit)", cfg.run.max_seconds)
     need(cfg.optim.batch_size >= 1, "optim.batch_size", ">= 1", cfg.optim.batch_size)
     need(cfg.run.precision in ("fp32", "bf16", "fp16"), "run.precision", "fp32 | bf16 | fp16", cfg.run.precision)
     need(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", "auto | cpu | cuda", cfg.run.device)

@@ -6,6 +6,10 @@ for every frame of the clip, except that each frame's crop may be shifted by up 
 cell at the same place in two frames is then not the same scene point, so features cannot solve the temporal
 objectives by position (padding and position embeddings) instead of appearance.
 
+Decoding uses PyAV (decord for random access when installed); where PyAV is not installed (a bare GPU image, say)
+video files are decoded with OpenCV instead. ``ClipLoader`` can prepare the next batches in a thread pool
+(``DataConfig.workers``): OpenCV's resizing releases the GIL, and the batches are the same as without it.
+
 Sampling is a pure function of ``(seed, step)``: every process draws the same global batch of
 ``batch_size * world_size`` clip specs and keeps its own slice ``rank::world_size`` (the sharding of
 ``DistributedSampler``), and a resumed run draws exactly the clips the uninterrupted run would have drawn.
@@ -13,19 +17,17 @@ Sampling is a pure function of ``(seed, step)``: every process draws the same gl
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
-import av
 import cv2
 import numpy as np
 import torch
 
-from perception.io.bag import BagSource, is_bag
 from perception.io.folder import list_images, read_rgb
 from perception.io.frame import SourceError
-from perception.io.frame_access import read_frames
 from perception.train.config import DataConfig
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -40,9 +42,36 @@ class ClipSource(Protocol):
     def read(self, indices: Sequence[int]) -> np.ndarray: ...
 
 
+def _pyav_available() -> bool:
+    try:
+        import av  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def _opencv_frames(path: Path) -> Iterator[np.ndarray]:
+    """Every decodable frame of a video through OpenCV (RGB), stopping at the first that fails to decode."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise SourceError(f"{path}: cannot read as a video (OpenCV)")
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
 def count_video_frames(path: Path) -> int:
     """Frames of a video, counted by demuxing its non-empty packets (no decoding; milliseconds). The container's
-    own count can be wrong: OpenCV's ``tree.avi`` declares 444 frames and holds 68."""
+    own count can be wrong: OpenCV's ``tree.avi`` declares 444 frames and holds 68. Without PyAV the frames are
+    decoded and counted (OpenCV)."""
+    if not _pyav_available():
+        return sum(1 for _ in _opencv_frames(path))
+    import av  # noqa: PLC0415
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -59,10 +88,15 @@ class VideoClipSource:
         self.num_frames = count_video_frames(path)
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
+        from perception.io.frame_access import read_frames  # noqa: PLC0415 (PyAV or decord)
         return read_frames(self.path, list(indices))
 
     def read_all(self) -> Iterator[np.ndarray]:
-        """Every frame in order, decoded sequentially (PyAV, threaded)."""
+        """Every frame in order, decoded sequentially (PyAV, threaded; OpenCV without PyAV)."""
+        if not _pyav_available():
+            yield from _opencv_frames(self.path)
+            return
+        import av  # noqa: PLC0415
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -88,6 +122,7 @@ class BagClipSource:
     """One image topic of a rosbag2 bag, decoded once into memory (at most ``max_frames`` frames)."""
 
     def __init__(self, path: Path, topic: str = "", max_frames: int = 2000) -> None:
+        from perception.io.bag import BagSource  # noqa: PLC0415 (rosbags only when a bag is read)
         self.path = path
         source = BagSource(path, topic or None)
         frames = []
@@ -140,7 +175,7 @@ def open_recording(path: str | Path, cfg: DataConfig) -> ClipSource:
     path = Path(path)
     if not path.exists():
         raise SourceError(f"data path {path}: no such file or folder")
-    if is_bag(path):
+    if (path / "metadata.yaml").is_file() or (path.is_file() and path.suffix in (".mcap", ".db3")):  # is_bag
         return BagClipSource(path, cfg.bag_topic, cfg.max_bag_frames)
     if path.is_dir():
         return FolderClipSource(path)
@@ -226,7 +261,10 @@ def clips_to_tensor(clips: Sequence[np.ndarray]) -> torch.Tensor:
 
 
 class ClipLoader:
-    """``batch(step, rank, world) -> (B, T, 3, h, w)`` clips for one process and one step."""
+    """``batch(step, rank, world) -> (B, T, 3, h, w)`` clips for one process and one step.
+
+    With ``cfg.workers > 0`` the clips of the next ``cfg.prefetch`` steps are prepared in a thread pool while the
+    current step trains; a batch depends only on ``(seed, step, rank, world)``, so the result is the same."""
 
     def __init__(self, paths: Sequence[str | Path], cfg: DataConfig, batch_size: int, seed: int) -> None:
         if not paths:
@@ -234,7 +272,27 @@ class ClipLoader:
         self.cfg = cfg
         self.sources = [open_clip_source(p, cfg) for p in paths]
         self.sampler = ClipSampler(self.sources, cfg, batch_size, seed)
+        self._pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="clips") if cfg.workers > 0 else None
+        self._pending: dict[tuple[int, int, int], list[Future]] = {}
+
+    def _submit(self, step: int, rank: int, world: int) -> list[Future]:
+        assert self._pool is not None
+        return [self._pool.submit(load_clip, self.sources[s.source], s, self.cfg)
+                for s in self.sampler.specs(step, rank, world)]
 
     def batch(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
-        specs = self.sampler.specs(step, rank, world)
-        return clips_to_tensor([load_clip(self.sources[s.source], s, self.cfg) for s in specs])
+        if self._pool is None:
+            specs = self.sampler.specs(step, rank, world)
+            return clips_to_tensor([load_clip(self.sources[s.source], s, self.cfg) for s in specs])
+        for ahead in range(step, step + 1 + max(self.cfg.prefetch, 0)):
+            if (ahead, rank, world) not in self._pending:
+                self._pending[(ahead, rank, world)] = self._submit(ahead, rank, world)
+        futures = self._pending.pop((step, rank, world))
+        for key in [k for k in self._pending if k[0] < step]:  # a resumed or skipped run leaves stale work
+            del self._pending[key]
+        return clips_to_tensor([f.result() for f in futures])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

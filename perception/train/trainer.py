@@ -94,6 +94,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.data_paths = [str(p) for p in data_paths]
         self.device = resolve_device(cfg.run.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest kernels
         if cfg.run.threads > 0:
             torch.set_num_threads(cfg.run.threads)
         torch.manual_seed(cfg.run.seed)
@@ -133,7 +135,11 @@ class Trainer:
         seed = cfg.run.seed * 1_000_003 + step * 101 + self.dist.rank
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        clip = self.loader.batch(step, self.dist.rank, self.dist.world_size).to(self.device)
+        clip = self.loader.batch(step, self.dist.rank, self.dist.world_size)
+        if self.device.type == "cuda":
+            clip = clip.pin_memory().to(self.device, non_blocking=True)
+        else:
+            clip = clip.to(self.device)
         lr, momentum = self.lr_at(step), self.momentum_at(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -164,6 +170,14 @@ class Trainer:
         return {"data": data_files(self.data_paths), "steps": self.step, "seconds": self.elapsed(),
                 "hardware": hardware(), "world_size": self.dist.world_size, "git": git_commit(),
                 "notes": self.notes, "finished_unix": time.time()}
+
+    def out_of_time(self) -> bool:
+        """True once this run's wall time (this process since start) passes ``run.max_seconds`` on any rank (the
+        flags are all-reduced, so every process stops at the same step)."""
+        if self.cfg.run.max_seconds <= 0:
+            return False
+        over = torch.tensor(float(time.time() - self.started > self.cfg.run.max_seconds), device=self.device)
+        return bool(all_reduce_mean(over, self.dist) > 0)
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.time() - self.started
@@ -231,6 +245,10 @@ class Trainer:
         row: dict[str, float] = {}
         try:
             while self.step < self.cfg.optim.steps:
+                if self.out_of_time():
+                    log.warning("pretrain: run.max_seconds=%g reached at step %d of %d; saving and stopping",
+                                self.cfg.run.max_seconds, self.step, self.cfg.optim.steps)
+                    break
                 tick = time.perf_counter()
                 row = self.train_step()
                 row["sec_per_step"] = time.perf_counter() - tick
@@ -248,6 +266,7 @@ class Trainer:
                     self.save()
             self.save()
         finally:
+            self.loader.close()
             if bar is not None:
                 bar.close()
             if handle is not None:

@@ -87,3 +87,11 @@ def test_config_errors_name_the_key() -> None:
         load_train_config(None, ["data.crop=[60,64]"])
     with pytest.raises(ConfigError, match="loss.colour"):
         load_train_config(None, ["loss.colour=-1"])
+
+
+def test_time_budget_stops_and_saves(clip_folder: Path, tmp_path: Path, tiny_overrides: list[str]) -> None:
+    cfg = load_train_config(None, tiny_overrides + ["optim.steps=100000", "run.max_seconds=0.5"])
+    summary = Trainer(cfg, [str(clip_folder)], tmp_path / "run").fit(progress=False)
+    assert 1 <= summary["steps"] < 100000
+    model, meta = load_checkpoint(tmp_path / "run" / "model")
+    assert meta["provenance"]["steps"] == summary["steps"]
