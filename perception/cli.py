@@ -23,6 +23,7 @@ Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, str | dict[str, str]] = {
     "run": "perception.commands.run",
     "demo": "perception.commands.demo",
+    "launch": "perception.commands.launch",
     "pretrain": "perception.commands.pretrain",
     "calibrate": "perception.commands.calibrate",
     "eval": {
