@@ -92,6 +92,7 @@ class RunConfig:
     export_dtype: str = "float32"  # float32 | float16 (halves the file; loads into float32 models)
     tensorboard: bool = True  # used when the tensorboard package is installed
     max_seconds: float = 0.0  # wall-time budget: stop (and save) at the first step past it; 0 = none
+    fit_steps_to_time: bool = False  # with max_seconds: after 20 steps, shorten the schedules to what fits in it
 
 
 @dataclass

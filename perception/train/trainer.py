@@ -108,6 +108,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(_param_groups(self.student, cfg.optim.weight_decay), lr=cfg.optim.lr)
         self.loader = ClipLoader(self.data_paths, cfg.data, cfg.optim.batch_size, cfg.run.seed)
         self.step = 0
+        self.total_steps = cfg.optim.steps  # shortened by fit_to_time() when run.fit_steps_to_time
+        self._step_times: list[float] = []
         self.started = time.time()
         self.elapsed_before = 0.0
         self._tb: Any = None
@@ -115,10 +117,10 @@ class Trainer:
     # schedules ------------------------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
         o = self.cfg.optim
-        return warmup_cosine_schedule(step, o.steps, o.lr, o.min_lr, o.warmup_steps)
+        return warmup_cosine_schedule(step, self.total_steps, o.lr, o.min_lr, o.warmup_steps)
 
     def momentum_at(self, step: int) -> float:
-        return momentum_schedule(step, self.cfg.optim.steps, self.cfg.optim.ema_momentum, self.cfg.optim.ema_final)
+        return momentum_schedule(step, self.total_steps, self.cfg.optim.ema_momentum, self.cfg.optim.ema_final)
 
     def _autocast(self) -> Any:
         precision = self.cfg.run.precision
@@ -167,7 +169,8 @@ class Trainer:
 
     # files ----------------------------------------------------------------------------------------------------
     def provenance(self) -> dict:
-        return {"data": data_files(self.data_paths), "steps": self.step, "seconds": self.elapsed(),
+        return {"data": data_files(self.data_paths), "steps": self.step, "schedule_steps": self.total_steps,
+                "seconds": self.elapsed(),
                 "hardware": hardware(), "world_size": self.dist.world_size, "git": git_commit(),
                 "notes": self.notes, "finished_unix": time.time()}
 
@@ -179,13 +182,33 @@ class Trainer:
         over = torch.tensor(float(time.time() - self.started > self.cfg.run.max_seconds), device=self.device)
         return bool(all_reduce_mean(over, self.dist) > 0)
 
+    def fit_to_time(self, seconds: float, probe: int = 20, skip: int = 5, margin: float = 0.95) -> None:
+        """With ``run.fit_steps_to_time``: at steps ``probe``, ``2 probe``, ``4 probe``, ... set the schedules' length
+        to the steps that fit in ``margin`` of the rest of ``run.max_seconds`` at the speed of the steps since the
+        last fit (the first ``skip`` steps, with their warm-up, are left out), so the learning rate and the EMA
+        momentum finish their cosine inside the budget even when the speed changes."""
+        run = self.cfg.run
+        self._step_times.append(seconds)
+        due = self.step >= probe and (self.step // probe) & (self.step // probe - 1) == 0 and self.step % probe == 0
+        if not (run.fit_steps_to_time and run.max_seconds > 0) or not due:
+            return
+        window = self._step_times[skip:] if self.step == probe else self._step_times[-(self.step // 2):]
+        per_step = sum(window) / max(len(window), 1)
+        per_step = float(all_reduce_mean(torch.tensor(per_step, device=self.device), self.dist))
+        remaining = margin * run.max_seconds - (time.time() - self.started)
+        fitting = self.step + int(max(remaining, 0.0) / max(per_step, 1e-6))
+        self.total_steps = max(self.step + 1, self.cfg.optim.warmup_steps + 1, min(self.cfg.optim.steps, fitting))
+        log.info("pretrain: %.3f s/step at step %d; schedules set to %d steps to fit run.max_seconds=%g", per_step,
+                 self.step, self.total_steps, run.max_seconds)
+
     def elapsed(self) -> float:
         return self.elapsed_before + time.time() - self.started
 
     def save(self) -> None:
         if not self.dist.is_main:
             return
-        meta = {"config": config_to_dict(self.cfg), "seconds": self.elapsed(), "data_paths": self.data_paths}
+        meta = {"config": config_to_dict(self.cfg), "seconds": self.elapsed(), "data_paths": self.data_paths,
+                "schedule_steps": self.total_steps}
         save_train_state(self.out_dir / "checkpoints" / "last", self.student, self.teacher, self.optimizer,
                          self.objective, self.step, meta)
         self.export(self.out_dir / "model")
@@ -203,6 +226,7 @@ class Trainer:
         meta = load_train_state(self.out_dir / "checkpoints" / "last", self.student, self.teacher, self.optimizer,
                                 self.objective)
         self.step = int(meta["step"])
+        self.total_steps = int(meta.get("schedule_steps", self.cfg.optim.steps))
         self.elapsed_before = float(meta.get("seconds", 0.0))
         log.info("resumed from %s at step %d", self.out_dir / "checkpoints" / "last", self.step)
 
@@ -244,14 +268,17 @@ class Trainer:
             bar = tqdm(total=self.cfg.optim.steps, initial=self.step, desc="pretrain", dynamic_ncols=True)
         row: dict[str, float] = {}
         try:
-            while self.step < self.cfg.optim.steps:
+            while self.step < self.total_steps:
                 if self.out_of_time():
                     log.warning("pretrain: run.max_seconds=%g reached at step %d of %d; saving and stopping",
-                                self.cfg.run.max_seconds, self.step, self.cfg.optim.steps)
+                                self.cfg.run.max_seconds, self.step, self.total_steps)
                     break
                 tick = time.perf_counter()
                 row = self.train_step()
                 row["sec_per_step"] = time.perf_counter() - tick
+                self.fit_to_time(row["sec_per_step"])
+                if bar is not None and bar.total != self.total_steps:
+                    bar.total = self.total_steps
                 if not math.isfinite(row["loss"]):
                     raise FloatingPointError(f"pretrain: loss is {row['loss']} at step {self.step}: {row}")
                 if self.on_step is not None:
@@ -262,7 +289,7 @@ class Trainer:
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
-                if self.step % self.cfg.run.checkpoint_every == 0 and self.step < self.cfg.optim.steps:
+                if self.step % self.cfg.run.checkpoint_every == 0 and self.step < self.total_steps:
                     self.save()
             self.save()
         finally:
