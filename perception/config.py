@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,18 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration value is unknown or invalid; the message names the key path."""
+
+
+def check_ranges(section: str, obj: Any, checks: Sequence[tuple[str, bool, str]]) -> None:
+    """Raise ``ConfigError`` for the first ``(field, ok, expected)`` check that fails, naming ``section.field``, what
+    was expected and the value given. Float fields must also be finite (NaN and inf are refused)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{f.name}: expected a finite number, got {value!r}")
+    for name, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{section}.{name}: expected {expected}, got {getattr(obj, name)!r}")
 
 
 @dataclass
@@ -44,6 +57,14 @@ class SourceConfig:
     reconnect_attempts: int = 3  # cameras: reopen attempts after a failed read
     reconnect_backoff_s: float = 0.5  # cameras: first reopen delay, doubled on each attempt
 
+    def __post_init__(self) -> None:
+        check_ranges("source", self, [
+            ("rate_hz", self.rate_hz >= 0, ">= 0 (0: the source's own rate)"),
+            ("width", 1 <= self.width <= 16384, "1..16384"), ("height", 1 <= self.height <= 16384, "1..16384"),
+            ("num_frames", self.num_frames >= 0, ">= 0"), ("folder_fps", self.folder_fps > 0, "> 0"),
+            ("timeout_s", self.timeout_s > 0, "> 0"), ("reconnect_attempts", self.reconnect_attempts >= 0, ">= 0"),
+            ("reconnect_backoff_s", self.reconnect_backoff_s >= 0, ">= 0")])
+
 
 @dataclass
 class EncoderConfig:
@@ -55,6 +76,13 @@ class EncoderConfig:
     global_scale: float = 0.5  # input scale of the global stream relative to the frame
     input_width: int = 640  # frames are resized to this before encoding (keeps aspect via height)
     input_height: int = 480
+
+    def __post_init__(self) -> None:
+        check_ranges("encoder", self, [
+            ("global_every", self.global_every >= 1, "an integer >= 1"),
+            ("global_scale", 0.0 < self.global_scale <= 4.0, "a scale in (0, 4]"),
+            ("input_width", 0 <= self.input_width <= 16384, "0..16384 (0: the frame's own size)"),
+            ("input_height", 0 <= self.input_height <= 16384, "0..16384 (0: the frame's own size)")])
 
 
 @dataclass
@@ -84,6 +112,27 @@ class DetectorConfig:
     split_coherence: float = 0.7  # a split is kept when each part's largest connected piece has this share of it
     fewshot_head: str = ""  # method "fewshot": the head file from `dualstream fewshot fit` (.safetensors + .json)
 
+    def __post_init__(self) -> None:
+        unit = "a value in [0, 1]"
+        check_ranges("detector", self, [
+            ("score_threshold", 0.0 <= self.score_threshold <= 1.0, unit),
+            ("nms_iou", 0.0 <= self.nms_iou <= 1.0, unit),
+            ("min_area", self.min_area >= 0, ">= 0"), ("max_detections", self.max_detections >= 1, ">= 1"),
+            ("motion_weight", 0.0 <= self.motion_weight <= 1.0, unit),
+            ("track_iou", 0.0 <= self.track_iou <= 1.0, unit),
+            ("track_max_misses", self.track_max_misses >= 0, ">= 0"),
+            ("track_feature_weight", 0.0 <= self.track_feature_weight <= 1.0, unit),
+            ("min_cells", self.min_cells >= 1, ">= 1"), ("close_cells", self.close_cells >= 0, ">= 0"),
+            ("motion_scale", 0.0 < self.motion_scale <= 1.0, "a scale in (0, 1]"),
+            ("motion_threshold", self.motion_threshold >= 0, ">= 0"),
+            ("saliency_components", self.saliency_components >= 1, ">= 1"),
+            ("saliency_momentum", 0.0 <= self.saliency_momentum <= 1.0, unit),
+            ("saliency_smooth", self.saliency_smooth >= 1, ">= 1"),
+            ("saliency_border", self.saliency_border >= 0, ">= 0"),
+            ("group_similarity", -1.0 <= self.group_similarity <= 1.0, "a cosine similarity in [-1, 1]"),
+            ("split_depth", self.split_depth >= 0, ">= 0"), ("split_min_cells", self.split_min_cells >= 1, ">= 1"),
+            ("split_coherence", 0.0 <= self.split_coherence <= 1.0, unit)])
+
 
 @dataclass
 class RuntimeConfig:
@@ -96,6 +145,10 @@ class RuntimeConfig:
     publish_features: bool = True
     publish_pca: bool = True
     publish_debug: bool = True
+
+    def __post_init__(self) -> None:
+        check_ranges("runtime", self, [("threads", self.threads >= 0, ">= 0 (0: the library default)"),
+                                       ("warmup_frames", self.warmup_frames >= 0, ">= 0")])
 
 
 @dataclass
@@ -234,6 +287,8 @@ def read_yaml(path: str | Path) -> Any:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): not a YAML file") from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

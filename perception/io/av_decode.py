@@ -64,6 +64,10 @@ def first_video_stream(container: av.container.InputContainer, what: str) -> av.
         container.close()
         raise SourceError(f"{what}: has no video stream (streams found: {', '.join(kinds)})")
     stream = container.streams.video[0]
+    if stream.codec_context is None:  # the demuxer found a video stream but FFmpeg has no decoder for its codec
+        tag = getattr(stream, "codec_tag", "") or "unknown"
+        container.close()
+        raise SourceError(f"{what}: unsupported video codec (codec tag '{tag}'): FFmpeg has no decoder for it")
     stream.thread_type = "AUTO"
     return stream
 

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
+from rosbags.serde.errors import SerdeError
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 
 from perception.io.frame import Frame, SourceError
@@ -103,7 +104,7 @@ class BagSource:
                 try:
                     msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
                     rgb = message_to_rgb(msg, conn.msgtype)
-                except (ImageDecodeError, ValueError, IndexError) as exc:
+                except (ImageDecodeError, SerdeError, ValueError, IndexError) as exc:  # a damaged message
                     log.warning("%s: %s message %d skipped: %s", self.path, self.topic, index, exc)
                     continue
                 stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)

@@ -65,7 +65,7 @@ def decode_image(
         )
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
     need = step * height
-    if buf.size < need:
+    if buf.size != need:  # short: a truncated message; long: width, height or step do not describe the data
         raise ImageDecodeError(f"data has {buf.size} bytes, expected step*height = {step}*{height} = {need}")
     rows = buf[:need].reshape(height, step)[:, :row_bytes]
     if dtype.itemsize == 1:
