@@ -26,13 +26,18 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "launch": "perception.commands.launch",
     "pretrain": "perception.commands.pretrain",
     "calibrate": "perception.commands.calibrate",
+    "record": "perception.commands.record",
+    "replay": "perception.commands.replay",
+    "bag": {"from-video": "perception.commands.bag_from_video"},
     "eval": {
         "propagate": "perception.commands.eval_propagate",
         "detect": "perception.commands.eval_detect",
+        "bag": "perception.commands.eval_bag",
     },
     "fewshot": {"fit": "perception.commands.fewshot_fit"},
 }
-GROUP_HELP = {"eval": "evaluate a model or a method on labelled data (see `dualstream eval <task> --help`)"}
+GROUP_HELP = {"eval": "evaluate a model or a method on labelled data (see `dualstream eval <task> --help`)",
+              "bag": "make rosbag2 bags (see `dualstream bag <task> --help`)"}
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
