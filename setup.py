@@ -50,6 +50,8 @@ setup(
             "camera_node = dualstream_perception.camera_node:main",
             "perception_node = dualstream_perception.perception_node:main",
             "recorder_node = dualstream_perception.recorder_node:main",
+            "multi_perception_node = dualstream_perception.multi_perception_node:main",
+            "perception_lifecycle_node = dualstream_perception.perception_lifecycle_node:main",
         ],
     },
     zip_safe=False,

@@ -16,10 +16,7 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs="+", metavar="FILE|PKG FILE [NAME:=VALUE]",
-                        help="a .launch.yaml path (or a package and a file in its launch/ folder), then launch "
-                             "arguments as NAME:=VALUE")
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", action="store_true",
                         help="print the declared arguments and the resolved commands, start nothing")
     parser.add_argument("--log-dir", default=None, metavar="DIR", help="also write each process's output to "
@@ -29,12 +26,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not echo the processes' output")
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _options(parser)
+    parser.add_argument("target", nargs=argparse.REMAINDER, metavar="FILE|PKG FILE [NAME:=VALUE ...]",
+                        help="a .launch.yaml path (or a package and a file in its launch/ folder), then launch "
+                             "arguments as NAME:=VALUE; the options may also follow")
+
+
+def _split_options(args: argparse.Namespace) -> argparse.Namespace:
+    """Options written after FILE (``dualstream launch f.yaml --show``) parsed out of the remainder."""
+    inner = argparse.ArgumentParser(prog="dualstream launch", add_help=False)
+    _options(inner)
+    inner.add_argument("words", nargs="*")
+    parsed = inner.parse_intermixed_args(args.target)
+    for name in ("show", "quiet"):
+        setattr(parsed, name, getattr(parsed, name) or getattr(args, name))
+    parsed.log_dir = parsed.log_dir or args.log_dir
+    parsed.stop_timeout = args.stop_timeout if parsed.stop_timeout == 3.0 else parsed.stop_timeout
+    return parsed
+
+
 def resolve_target(words: list[str]) -> tuple[Path, list[str]]:
     """``(launch file, NAME:=VALUE items)`` from the positional words."""
     from perception.launch import LaunchError  # noqa: PLC0415
     from perception.launch.packages import find_package_share  # noqa: PLC0415
 
     names = [w for w in words if ":=" not in w]
+    if not names:
+        raise LaunchError("expected a launch file: dualstream launch FILE.launch.yaml [NAME:=VALUE ...]")
     items = [w for w in words if ":=" in w]
     if len(names) == 1:
         return Path(names[0]), items
@@ -58,8 +77,9 @@ def _show(plan) -> None:
 def run(args: argparse.Namespace) -> int:
     from perception.launch import LaunchError, LaunchSupervisor, load_launch_file, parse_launch_arguments  # noqa
 
+    args = _split_options(args)
     try:
-        path, items = resolve_target(args.target)
+        path, items = resolve_target(args.words)
         plan = load_launch_file(path, parse_launch_arguments(items))
     except LaunchError as exc:
         print(f"dualstream launch: error: {exc}", file=sys.stderr)

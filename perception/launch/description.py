@@ -196,7 +196,8 @@ class _Reader:
             ros += ["-r", f"{self.need(remap, 'from', scope, 'remap')}:={self.need(remap, 'to', scope, 'remap')}"]
         ros += self.params(body.get("param", []), scope, "")
         ros += shlex.split(self.sub(body.get("ros_args", ""), scope))
-        self.add_process(body, scope, name or exe, argv + ros, name, namespace)
+        label = (namespace.strip("/") + "/" if namespace != "/" else "") + (name or exe)
+        self.add_process(body, scope, label, argv + ros, name, namespace)
 
     def params(self, entries: list, scope: Scope, prefix: str) -> list[str]:
         out: list[str] = []

@@ -64,7 +64,7 @@ class LaunchSupervisor:
     # -- life cycle ----------------------------------------------------------------------------------------------
     def _start(self, rec: ProcessRecord) -> None:
         spec = rec.spec
-        log = self.log_dir / f"{spec.label}.log" if self.log_dir else None
+        log = self.log_dir / f"{spec.label.replace('/', '.')}.log" if self.log_dir else None
         rec.process = ManagedProcess(spec.label, spec.argv, graph_environment(base=spec.env), log, self.echo).start()
         rec.started_at = time.monotonic()
         rec.starts += 1
