@@ -49,6 +49,7 @@ from perception.io.image_codec import ImageDecodeError
 from perception.monitor import StreamMonitor, stream_health
 from perception.runtime.latest import LatestSlot
 from perception.runtime.perceiver import Perceiver
+from perception.runtime.resilience import NonFiniteOutput, ResilientPerceiver
 from perception.runtime.stats import RollingStats
 
 
@@ -71,6 +72,8 @@ class PerceptionNode(Node):
             self.adapter, note = attach_online_adapter(self.perceiver, cfg.adaptation)
             self.get_logger().info(note)
         self.monitor = StreamMonitor(cfg.monitor) if cfg.monitor.enabled else None
+        # NaN/inf outputs dropped and counted, out-of-memory degrades step by step (perception.runtime.resilience)
+        self.resilient = ResilientPerceiver(self.perceiver, self.adapter, warn=self.get_logger().warning)
         self.create_service(Trigger, "~/adaptation/reset", self._on_adaptation_reset)
         self.create_service(Trigger, "~/adaptation/snapshot", self._on_adaptation_snapshot)
         qos = image_qos(cfg.qos.reliability, cfg.qos.depth)
@@ -103,10 +106,10 @@ class PerceptionNode(Node):
                                f"{self.perceiver.device}")
 
     # -- input -------------------------------------------------------------------------------------------------
-    def _reject(self, kind: str, detail: str) -> None:
+    def _reject(self, kind: str, detail: str, topic: str | None = None) -> None:
         self.bad[kind] += 1
         self.last_problem = f"{kind}: {detail}"
-        self.get_logger().warning(f"bad message on {self.sub.topic_name} ({kind}): {detail}",
+        self.get_logger().warning(f"bad message on {topic or self.sub.topic_name} ({kind}): {detail}",
                                   throttle_duration_sec=2.0)
 
     def _accept(self, image, header) -> None:
@@ -133,7 +136,8 @@ class PerceptionNode(Node):
         self._accept(image, msg.header)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self.calibration.update(msg_to_camera_info_fields(msg))
+        if not self.calibration.update(msg_to_camera_info_fields(msg)) and any(msg.k):  # all-zero K: uncalibrated
+            self._reject("camera_info", self.calibration.problem, self.info_sub.topic_name)
 
     # -- processing ----------------------------------------------------------------------------------------------
     def _rectified(self, frame: Frame) -> Frame | None:
@@ -154,11 +158,15 @@ class PerceptionNode(Node):
             try:
                 if self.params.config.rectify and (frame := self._rectified(frame)) is None:
                     continue
-                result = self.perceiver.process(frame)
+                result = self.resilient.process(frame)
                 if self.monitor is not None:
                     self.monitor.update(frame.image, result.global_embedding)
                 self._publish(result, header)
                 self.stage_ms = result.timings_ms
+            except NonFiniteOutput as exc:  # counted in non_finite_outputs; nothing is published for the frame
+                self.last_problem = str(exc)
+                self.get_logger().warning(str(exc), throttle_duration_sec=2.0)
+                continue
             except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is counted and logged
                 self.errors += 1
                 self.last_problem = f"processing: {type(exc).__name__}: {exc}"
@@ -212,13 +220,14 @@ class PerceptionNode(Node):
             **{f"{stage}_ms": ms for stage, ms in self.stage_ms.items()},
             "last_problem": self.last_problem,
             "device": str(self.perceiver.device),
+            **self.resilient.values(),
             **self.health().values,
         }
 
     def _publish_diagnostics(self) -> None:
         values = self.counters()
         level, message = "OK", "running"
-        if self.errors or self.bad:
+        if self.errors or self.bad or self.resilient.non_finite or self.resilient.degradations:
             level, message = "WARN", self.last_problem
         if self.received and not self.processing.count:
             level, message = "WARN", "receiving images but nothing processed yet"

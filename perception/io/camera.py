@@ -3,6 +3,8 @@
 Frames are stamped with the wall clock (``time.time_ns()``) right after ``VideoCapture.read`` returns, the same
 convention as ROS camera drivers that lack hardware timestamps. A failed read closes the device and reopens it after
 ``backoff_s * 2**k`` seconds (k = 0, 1, ...) up to ``reconnect_attempts`` times in a row; then ``SourceError``.
+While it is down, ``status()`` says so (``state``: ``streaming`` | ``reconnecting`` | ``failed`` | ``closed``, since
+when, which attempt, the next delay), so a node can publish a diagnostic during the outage, not only after it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ class CameraSource:
         self._request = (width, height, fps)
         self._factory = capture_factory or self._default_factory
         self.reconnects = 0
+        self.state = "streaming"
+        self.down_since: float | None = None  # time.monotonic() of the failed read that started the outage
+        self.attempt = 0
+        self.next_delay_s = 0.0
         self._closed = False
         node = self.device if isinstance(self.device, str) else f"/dev/video{self.device}"
         if capture_factory is None and sys.platform.startswith("linux") and not os.path.exists(node):
@@ -101,8 +107,12 @@ class CameraSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        self.state = "reconnecting"
+        if self.down_since is None:
+            self.down_since = time.monotonic()
         for attempt in range(self.reconnect_attempts):
             delay = self.backoff_s * (2 ** attempt)
+            self.attempt, self.next_delay_s = attempt + 1, delay
             log.warning("%s: read failed, reconnecting in %.2f s (attempt %d of %d)", self.name, delay, attempt + 1,
                         self.reconnect_attempts)
             time.sleep(delay)
@@ -111,7 +121,9 @@ class CameraSource:
             self._cap = self._open()
             if self._cap is not None:
                 self.reconnects += 1
+                log.warning("%s: reconnected after %.2f s down", self.name, time.monotonic() - self.down_since)
                 return
+        self.state = "failed"
         raise SourceError(f"{self.name}: no frames and {self.reconnect_attempts} reconnect attempts failed "
                           "(camera unplugged or driver error)")
 
@@ -145,12 +157,21 @@ class CameraSource:
                 self._reconnect()
                 continue
             failures = 0
+            self.state, self.down_since, self.attempt = "streaming", None, 0
             yield Frame(image=image, stamp_ns=time.time_ns(), frame_id=self.frame_id, seq=seq,
                         meta={"source": self.name})
             seq += 1
 
+    def status(self) -> dict:
+        """``state``, ``down_s`` (seconds since the outage began, 0 when streaming), ``attempt``, ``next_delay_s``,
+        ``reconnects`` (successful reopenings so far): what a diagnostic reports while the camera is down."""
+        down = time.monotonic() - self.down_since if self.down_since is not None else 0.0
+        return {"state": self.state, "down_s": down, "attempt": self.attempt, "next_delay_s": self.next_delay_s,
+                "reconnects": self.reconnects}
+
     def close(self) -> None:
         self._closed = True
+        self.state = "closed"
         if self._cap is not None:
             self._cap.release()
             self._cap = None
