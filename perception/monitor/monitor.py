@@ -32,6 +32,8 @@ class MonitorReport:
             out.append(f"low light: mean luminance {self.image.luminance:.3f} ({self.image.luminance_level})")
         if self.image.contrast_level != OK:
             out.append(f"low contrast: RMS {self.image.contrast:.3f} ({self.image.contrast_level})")
+        if self.image.noise_level != OK:
+            out.append(f"noisy image: noise sigma {self.image.noise:.3f} ({self.image.noise_level})")
         f = self.features
         if f is not None and f.ood_level != OK:
             out.append(f"out of distribution: score {f.ood:.2f} ({f.ood_level})")
@@ -43,7 +45,8 @@ class MonitorReport:
         """Flat key/values for ``/diagnostics``."""
         out: dict[str, Any] = {"monitor_level": self.level, "luminance": self.image.luminance,
                                "luminance_level": self.image.luminance_level, "contrast": self.image.contrast,
-                               "contrast_level": self.image.contrast_level}
+                               "contrast_level": self.image.contrast_level, "noise": self.image.noise,
+                               "noise_level": self.image.noise_level}
         if self.features is not None:
             out.update({"ood_score": self.features.ood, "ood_level": self.features.ood_level,
                         "drift_score": self.features.drift, "drift_level": self.features.drift_level})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -10,19 +11,21 @@ from perception.monitor import (ERROR, OK, WARN, MonitorConfig, ReferenceStats, 
                                 level_above, level_below, worst)
 
 
-def textured(mean: float, amplitude: float, seed: int = 0, shape=(120, 160)) -> np.ndarray:
-    """A random texture with the given mean and peak amplitude (fractions of 255), RGB uint8."""
+def textured(mean: float, amplitude: float, seed: int = 0, shape=(120, 160), noise: float = 0.0) -> np.ndarray:
+    """A smooth random texture (a 15x20 random field, bilinearly upsampled) with the given mean and peak amplitude
+    (fractions of 255), plus Gaussian pixel noise of ``noise``; RGB uint8."""
     rng = np.random.default_rng(seed)
-    y = mean + amplitude * (2 * rng.random(shape) - 1)
+    field = cv2.resize(rng.random((15, 20)).astype(np.float32) * 2 - 1, shape[::-1], interpolation=cv2.INTER_LINEAR)
+    y = mean + amplitude * field / np.abs(field).max() + noise * rng.normal(size=shape)
     return np.repeat((np.clip(y, 0, 1) * 255).round().astype(np.uint8)[..., None], 3, axis=2)
 
 
 @pytest.mark.parametrize("image, luminance_level, contrast_level", [
-    (textured(0.45, 0.45), OK, OK),          # normal: luminance 0.45, RMS about 0.26
-    (textured(0.10, 0.10), WARN, WARN),      # dim: luminance 0.10, RMS 0.10/sqrt(3) = 0.058
+    (textured(0.45, 0.45), OK, OK),          # normal: luminance 0.45, RMS about 0.2
+    (textured(0.10, 0.10), WARN, WARN),      # dim: luminance 0.10, RMS about 0.045
     (textured(0.02, 0.02), ERROR, ERROR),    # night without lights
-    (textured(0.50, 0.03), OK, ERROR),       # fog / lens cover: bright but flat (RMS about 0.017)
-    (textured(0.50, 0.09), OK, WARN),        # haze: RMS about 0.052
+    (textured(0.50, 0.03), OK, ERROR),       # fog / lens cover: bright but flat (RMS about 0.014)
+    (textured(0.50, 0.09), OK, WARN),        # haze: RMS about 0.04
 ])
 def test_image_levels(image, luminance_level, contrast_level):
     q = image_quality(image, MonitorConfig())
@@ -30,7 +33,16 @@ def test_image_levels(image, luminance_level, contrast_level):
     assert q.contrast == pytest.approx(expected_rms, abs=0.01)   # grey image: luma = the channel value
     assert q.luminance == pytest.approx(float((image[..., 0] / 255.0).mean()), abs=0.01)
     assert (q.luminance_level, q.contrast_level) == (luminance_level, contrast_level)
+    assert q.noise < 0.01 and q.noise_level == OK               # smooth textures carry no noise
     assert q.level == worst(luminance_level, contrast_level)
+
+
+@pytest.mark.parametrize("sigma, level", [(0.0, OK), (0.02, OK), (0.05, WARN), (0.1, ERROR)])
+def test_noise_is_estimated_within_a_few_percent_and_levelled(sigma, level):
+    image = textured(0.5, 0.3, seed=3, shape=(240, 320), noise=sigma)
+    q = image_quality(image, MonitorConfig())
+    assert q.noise == pytest.approx(sigma, abs=0.004 + 0.1 * sigma)   # uint8 rounding adds about 0.001
+    assert q.noise_level == level and q.level == level
 
 
 def test_luma_weights_follow_rec709():
@@ -57,14 +69,23 @@ def gaussian_stream(n: int, dim: int = 16, seed: int = 0, shift: float = 0.0) ->
     return base + shift * direction + rng.normal(size=(n, dim)) * scales
 
 
-def test_reference_scores_are_about_one_in_distribution_and_large_out_of_it():
+def test_reference_scores_are_at_most_one_for_most_frames_in_distribution_and_large_out_of_it():
     ref = ReferenceStats.fit(gaussian_stream(200), shrinkage=0.1)
-    same = [ref.ood_score(e) for e in gaussian_stream(100, seed=1)]
-    assert 0.8 < np.mean(same) < 1.3
+    same = np.array([ref.ood_score(e) for e in gaussian_stream(400, seed=1)])
+    assert 0.85 <= np.mean(same <= 1.0) <= 0.95            # the scale is the 0.9 quantile of held-out frames
     far = [ref.ood_score(e) for e in gaussian_stream(20, seed=2, shift=4.0)]
-    assert min(far) > 2.5
-    cos_same = np.mean([ref.cosine_score(e) for e in gaussian_stream(100, seed=3)])
-    assert 0.7 < cos_same < 1.4
+    assert min(far) > 2.0
+    cos_same = np.array([ref.cosine_score(e) for e in gaussian_stream(400, seed=3)])
+    assert 0.85 <= np.mean(cos_same <= 1.0) <= 0.95
+
+
+def test_held_out_blocks_calibrate_a_slowly_moving_stream():
+    """A random walk (a moving camera): interleaved folds would see only neighbours; held-out blocks see the walk
+    move on, so frames just after the reference period still score about 1."""
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(scale=0.3, size=(150, 16)), axis=0) + rng.normal(size=(150, 16))
+    ref = ReferenceStats.fit(walk[:100], shrinkage=0.9)
+    assert np.median([ref.ood_score(e) for e in walk[100:110]]) < 1.5
 
 
 def test_reference_round_trips_through_a_file(tmp_path):
@@ -79,7 +100,7 @@ def test_reference_round_trips_through_a_file(tmp_path):
 
 
 def test_stream_monitor_collects_a_reference_then_flags_a_scene_change():
-    cfg = MonitorConfig(reference_frames=40, drift_ema=0.8)
+    cfg = MonitorConfig(reference_frames=40, reference_every=1, drift_ema=0.8)
     monitor = StreamMonitor(cfg)
     image = textured(0.45, 0.45)
     stream = gaussian_stream(40)
@@ -89,7 +110,7 @@ def test_stream_monitor_collects_a_reference_then_flags_a_scene_change():
     assert monitor.features.reference is not None and monitor.features.reference.count == 40
     normal = [monitor.update(image, e) for e in gaussian_stream(30, seed=5)]
     assert normal[-1].features.drift_level == OK
-    assert np.mean([r.features.ood for r in normal]) < 1.6
+    assert np.mean([r.features.ood for r in normal]) < 1.2
     changed = [monitor.update(textured(0.03, 0.02), e) for e in gaussian_stream(30, seed=6, shift=6.0)]
     last = changed[-1]
     assert last.features.ood_level == ERROR and last.features.drift_level in (WARN, ERROR)
