@@ -81,7 +81,12 @@ class ConfigParameters:
         if new_cfg is None:
             self._node.get_logger().warning(f"parameter change refused: {reason}")
             return SetParametersResult(successful=False, reason=reason)
-        self.config = new_cfg
+        old, self.config = self.config, new_cfg
         if self._on_change is not None:
-            self._on_change(new_cfg)
+            try:
+                self._on_change(new_cfg)
+            except ValueError as exc:  # ConfigError included: the node could not apply it (an unknown detector...)
+                self.config = old
+                self._node.get_logger().warning(f"parameter change refused: {exc}")
+                return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)

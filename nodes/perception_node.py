@@ -244,12 +244,13 @@ class PerceptionNode(Node):
         write_json(path, self.counters())
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self.slot.close()
-        self._worker.join(timeout=5.0)
-        if self.adapter is not None:
-            self.adapter.stop(save=True)
-        self.write_stats()
+        if hasattr(self, "_worker"):  # absent when the constructor failed (a bad parameter): nothing to stop
+            self._stop.set()
+            self.slot.close()
+            self._worker.join(timeout=5.0)
+            if self.adapter is not None:
+                self.adapter.stop(save=True)
+            self.write_stats()
         super().destroy_node()
 
 

@@ -131,6 +131,8 @@ class Perceiver:
         """Use new detector settings from the next frame on (tracks start over: a new detector per stream)."""
         with self._lock:
             detectors = {key: _build_detector(cfg) for key in self._streams}  # all or none on a bad setting
+            if not detectors:
+                _build_detector(cfg)  # no stream yet: still refuse a bad setting now, not at the next frame
             self._detector_cfg = cfg
             for key, detector in detectors.items():
                 self._streams[key].detector = detector
