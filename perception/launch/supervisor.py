@@ -114,6 +114,8 @@ class LaunchSupervisor:
 
     def run(self, install_signal_handlers: bool = True) -> int:
         """Start everything and supervise; returns 0 when stopped by a signal or every process ended with 0."""
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         restore = self._install_handlers() if install_signal_handlers else (lambda: None)
         try:
             for rec in self.records:
