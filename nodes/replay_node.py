@@ -47,6 +47,7 @@ class ReplayNode(Node):
         self.start_delay = float(param("start_delay_s", 0.0))
         ack_topic, ack_type = param("ack_topic", ""), param("ack_type", "vision_msgs/msg/Detection2DArray")
         self.ack_timeout = float(param("ack_timeout_s", 5.0))
+        self.ack_wait = bool(param("ack_wait", True))  # false: only count the answers (peak-rate trials)
         self.log_path, self.stats_path = param("publish_log", ""), param("stats_path", "")
         self.exit_at_end = bool(param("exit_at_end", True))
         qos = image_qos(param("reliability", "reliable"), int(param("depth", 10)))
@@ -66,6 +67,7 @@ class ReplayNode(Node):
         self.acks: set[int] = set()
         self.ack_cond = threading.Condition()
         self.ack_timeouts = 0
+        self.sent: list[int] = []
         self.ack_sub = (self.create_subscription(import_message(ack_type), ack_topic, self._on_ack, qos, raw=True)
                         if ack_topic else None)
         self.done = False
@@ -124,10 +126,21 @@ class ReplayNode(Node):
         if self.ack_sub is None or topic not in self.image_outputs:
             return
         stamp = header_stamp_ns(msg.data) or 0
+        self.sent.append(stamp)
+        if not self.ack_wait:
+            return
         with self.ack_cond:
             if not self.ack_cond.wait_for(lambda: stamp in self.acks or self._stop.is_set(), self.ack_timeout):
                 self.ack_timeouts += 1
             self.acks.discard(stamp)
+
+    def _count_acks(self) -> int:
+        """How many of the images sent were answered (waiting up to ``ack_timeout_s`` for the last ones)."""
+        sent = set(self.sent)
+        with self.ack_cond:
+            if not self.ack_wait:
+                self.ack_cond.wait_for(lambda: sent <= self.acks or self._stop.is_set(), self.ack_timeout)
+            return len(sent & self.acks) if not self.ack_wait else len(sent) - self.ack_timeouts
 
     def _play(self) -> None:
         try:
@@ -135,11 +148,13 @@ class ReplayNode(Node):
                 self._wait_for_graph()
             time.sleep(self.start_delay)
             stats = self.player.run(self._send, self._tick, self._stop, self._after_send)
+            acked = self._count_acks() if self.ack_sub is not None else None
             if stats.read.error:
                 self.get_logger().error(f"bag damaged: {stats.read.describe()}")
             self.get_logger().info(f"replay finished: {stats.as_dict()}")
             if self.stats_path:
-                write_json(self.stats_path, {**stats.as_dict(), "ack_timeouts": self.ack_timeouts})
+                write_json(self.stats_path, {**stats.as_dict(), "ack_timeouts": self.ack_timeouts,
+                                             "acked": acked})
         except Exception as exc:  # noqa: BLE001 - reported and turned into the exit status, never a silent end
             self.failed = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"replay failed: {self.failed}")
