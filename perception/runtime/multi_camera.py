@@ -8,11 +8,15 @@ Batching rests on the explicit streaming API ``encode(frames, state) -> (output,
 tensors (``perception.models.types``): the frames that arrived together are grouped by what must agree inside one
 ``encode`` call: the preprocessed size, whether the camera has history, its global-token grid, and whether this is
 its keyframe (the global stream runs on the whole batch or not at all). Each group's states are concatenated along
-the batch dimension, encoded once, and split back per camera (each keeps its own ``frame_index``). Cameras started
-together stay in phase, so usually one group is one ``encode`` call; a camera that skipped a frame lands in its own
-group until the phases meet again.
+the batch dimension, encoded once, and split back per camera (each keeps its own ``frame_index``).
 
-Batched outputs equal one-by-one outputs up to floating-point summation order (tested: features within 1e-4).
+Cameras started together stay in phase, so one group is one ``encode`` call. A camera that skipped a frame (the
+latest-only hand-off drops frames under load) would fall out of keyframe phase for good and be encoded apart from
+then on; with ``align_keyframes`` (default) its frame count is moved to the phase most cameras of the batch share,
+so its next keyframe comes up to ``global_every - 1`` frames earlier or later, once, and it batches again.
+
+With ``align_keyframes=False`` batched outputs equal one-by-one outputs (``Perceiver.process`` per stream) up to
+floating-point summation order (tested: features within 1e-4, same boxes and track ids).
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class MultiCameraPerceiver:
     used to process frames. ``batches`` counts encode calls by batch size.
     """
 
-    def __init__(self, perceiver: Perceiver, cameras: Sequence[str]) -> None:
+    def __init__(self, perceiver: Perceiver, cameras: Sequence[str], align_keyframes: bool = True) -> None:
         if not cameras:
             raise ValueError("MultiCameraPerceiver: expected at least one camera")
         if len(set(cameras)) != len(cameras):
@@ -82,6 +86,8 @@ class MultiCameraPerceiver:
         self._detector_cfg = perceiver.cfg.detector
         self.states: dict[str, StreamState] = {c: self._new_state() for c in self.cameras}
         self.batches: Counter[int] = Counter()
+        self.align_keyframes = align_keyframes
+        self.realigned = 0
 
     @property
     def encoder(self) -> torch.nn.Module:
@@ -110,6 +116,8 @@ class MultiCameraPerceiver:
         started = time.perf_counter()
         pre = {c: self.perceiver.preprocess(frame.image) for c, frame in frames.items()}
         pre_ms = (time.perf_counter() - started) * 1000.0
+        if self.align_keyframes:
+            self._align([c for c in frames if self.states[c].encoder is not None])
         groups: dict[tuple, list[str]] = {}
         for c in frames:
             groups.setdefault(group_key(self.encoder, self.states[c].encoder, pre[c].tensor), []).append(c)
@@ -122,6 +130,20 @@ class MultiCameraPerceiver:
                 timings = {"preprocess": pre_ms / len(frames), "encoder": encode_ms, "batch": float(len(members))}
                 results[c] = self._finish(frames[c], pre[c], outputs, i, self.states[c], timings)
         return {c: results[c] for c in frames}
+
+    def _align(self, cameras: list[str]) -> None:
+        """Move the frame count of out-of-phase cameras to the phase most of ``cameras`` share."""
+        every = int(getattr(self.encoder, "global_every", 1))
+        if every <= 1 or len(cameras) < 2:
+            return
+        phases = Counter(self.states[c].encoder.frame_index % every for c in cameras)
+        target = phases.most_common(1)[0][0]
+        for c in cameras:
+            state = self.states[c].encoder
+            shift = (target - state.frame_index % every) % every
+            if shift:
+                state.frame_index += shift
+                self.realigned += 1
 
     def _encode(self, pre: list[Preprocessed], members: list[str]) -> EncoderOutput:
         previous = [self.states[c].encoder for c in members]
