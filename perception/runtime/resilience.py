@@ -69,7 +69,7 @@ class ResilientPerceiver:
     warn: where degradation notes go besides the module logger (a node passes its ROS logger's ``warning``).
     """
 
-    def __init__(self, perceiver: Any, adapter: Any = None, min_side: int = 64,
+    def __init__(self, perceiver: Any, adapter: Any = None, min_side: int = 32,
                  warn: Callable[[str], None] | None = None) -> None:
         self.perceiver = perceiver
         self.adapter = adapter
