@@ -148,12 +148,12 @@ class MultiPerceptionNode(Node):
         self.diag_pub.publish(out)
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self.slots.close()
-        self._worker.join(timeout=5.0)
-        path = self.params.config.stats_path
-        if path:
-            write_json(path, self.counters())
+        if hasattr(self, "_worker"):  # absent when the constructor refused the parameters
+            self._stop.set()
+            self.slots.close()
+            self._worker.join(timeout=5.0)
+            if self.params.config.stats_path:
+                write_json(self.params.config.stats_path, self.counters())
         super().destroy_node()
 
 

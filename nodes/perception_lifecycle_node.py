@@ -50,6 +50,7 @@ SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FA
 
 class PerceptionLifecycleNode(LifecycleNode):
     def __init__(self, name: str = "perception_lifecycle_node", **kwargs) -> None:
+        self.sub = self.slot = self._worker = self.perceiver = self.outputs = None
         super().__init__(name, **kwargs)
         self.declare_parameter("enabled", True, ParameterDescriptor(description="false: pause processing"))
         self.params = ConfigParameters(self, PerceptionNodeConfig(), on_change=self._apply)
