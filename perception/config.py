@@ -240,7 +240,10 @@ def parse_override(text: str) -> dict:
     key = key.strip()
     if not key:
         raise ConfigError(f"override '{text}': empty key")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{key}': the value is not valid YAML (safe loading): {exc}") from exc
     return nest_dotted({key: value})
 
 

@@ -145,6 +145,15 @@ def test_overrides_load_or_raise_config_error(pairs):
         assert str(exc)
 
 
+@FUZZ
+@given(key=st.one_of(st.sampled_from(sorted(LEAVES)), st.text(max_size=10)), text=st.text(max_size=40))
+def test_override_text_of_any_kind_loads_or_raises_config_error(key, text):
+    try:
+        load_config(None, [f"{key}={text}"])
+    except ConfigError as exc:
+        assert str(exc)
+
+
 @pytest.mark.parametrize("key", sorted(LEAVES))
 def test_every_leaf_refuses_a_value_of_the_wrong_kind(key):
     wrong = {bool: "maybe", int: "three", float: "fast", str: [1, 2]}[type(LEAVES[key])]
