@@ -118,7 +118,7 @@ class BagPlayer:
                 self.stats.published[out] = self.stats.published.get(out, 0) + 1
                 if after_publish is not None:
                     after_publish(out, msg)
-            if not self.loop or first is None or self.stats.read.error:
+            if stop.is_set() or not self.loop or first is None or self.stats.read.error:
                 break
             self.stats.loops += 1
             gaps.sort()

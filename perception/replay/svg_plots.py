@@ -26,12 +26,10 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / max(count, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    ticks, t = [], start
-    while t <= hi + step * 0.5:
-        ticks.append(round(t, 10))
-        t += step
-    return ticks
+    ticks = [round(math.floor(lo / step) * step, 10)]
+    while ticks[-1] < hi - 1e-12 * max(1.0, abs(hi)):
+        ticks.append(round(ticks[-1] + step, 10))
+    return ticks if len(ticks) > 1 else [ticks[0], round(ticks[0] + step, 10)]
 
 
 def _fmt(v: float) -> str:
