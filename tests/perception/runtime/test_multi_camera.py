@@ -102,3 +102,22 @@ def test_latest_per_key_counts_drops_per_camera():
     assert dict(slots.dropped) == {"a": 1} and dict(slots.taken) == {"a": 1, "b": 1}
     slots.close()
     assert slots.take_all(timeout=None) == {}
+
+
+@pytest.mark.gpu
+def test_three_cameras_hold_one_model_in_gpu_memory():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cfg = load_config(None, ["encoder.name=dualstream_tiny", "runtime.device=cuda", "runtime.warmup_frames=0"])
+    base = torch.cuda.memory_allocated()
+    multi = MultiCameraPerceiver(Perceiver(cfg), CAMERAS)
+    weights = torch.cuda.memory_allocated() - base
+    clips = scenes(4)
+    for k in range(4):
+        results = multi.process({cam: clips[cam][k] for cam in CAMERAS})
+        assert all(r.features.shape == (30, 40, multi.encoder.out_channels) for r in results.values())
+    param_bytes = sum(p.numel() * p.element_size() for p in multi.encoder.parameters())
+    assert param_bytes <= weights < 1.5 * param_bytes  # one set of weights, not three
+    assert dict(multi.batches) == {3: 4}
