@@ -30,7 +30,7 @@ from dualstream_perception.spin import run_node
 from perception.io.atomic import write_json
 from perception.io.bag import IMAGE_TYPES
 from perception.io.bag_writer import header_stamp_ns
-from perception.replay.bag_access import BagError, BagMessage, inspect_bag, message_stamp
+from perception.replay.bag_access import BagError, BagMessage, has_header, inspect_bag
 from perception.replay.player import BagPlayer, parse_remaps
 
 
@@ -60,6 +60,7 @@ class ReplayNode(Node):
                                 int(param("max_per_topic", 0)), 1.0 / clock_hz if clock_hz > 0 else 0.0)
         self.pubs = {t: self.create_publisher(import_message(info.topics[t].msgtype), self.player.output_topic(t), qos)
                      for t in self.player.topics}
+        self.stamped = {t: has_header(info.topics[t].msgtype) for t in self.player.topics}  # loads types now
         self.image_outputs = {self.player.output_topic(t) for t in self.player.topics
                               if info.topics[t].msgtype in IMAGE_TYPES}
         self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=10,
@@ -110,7 +111,7 @@ class ReplayNode(Node):
 
     def _send(self, topic: str, msg: BagMessage) -> None:
         self.pubs[msg.topic].publish(msg.data)
-        stamp = message_stamp(msg)
+        stamp = header_stamp_ns(msg.data) if self.stamped[msg.topic] else None
         if self._log is not None and stamp is not None:
             self._log.write(json.dumps({"topic": topic, "stamp_ns": stamp, "log_ns": msg.log_ns,
                                         "wall_ns": time.time_ns()}) + "\n")

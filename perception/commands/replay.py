@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"replay: warning: {info.path} is damaged ({info.damaged}); replaying what can be read: "
               f"{info.listing()}", file=sys.stderr)
     params = {"bag": str(Path(args.bag).resolve()), "rate": float(args.rate), "loop": args.loop,
-              "topics": list(args.topics) or [""], "remap": [f"{a}:={b}" for a, b in remap.items()] or [""],
+              "topics": list(args.topics) or [""],
+              "remap": [f"'{a}:={b}'" for a, b in remap.items()] or [""],  # quoted: ':' inside a YAML flow list
               "clock": not args.no_clock, "clock_hz": float(args.clock_hz),
               "wait_for_subscribers": args.wait_for_subscribers, "max_per_topic": args.max_per_topic,
               "stats_path": args.stats}
