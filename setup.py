@@ -36,6 +36,7 @@ setup(
         "pyyaml>=6",
         "safetensors>=0.4",
         "rosbags>=0.10",
+        "mcap>=1.1",  # reading damaged or index-less MCAP bags record by record (perception/replay/bag_access.py)
         "motmetrics>=1.4",
         "scipy>=1.10",
         "tqdm>=4.60",
@@ -50,6 +51,8 @@ setup(
             "camera_node = dualstream_perception.camera_node:main",
             "perception_node = dualstream_perception.perception_node:main",
             "recorder_node = dualstream_perception.recorder_node:main",
+            "replay_node = dualstream_perception.replay_node:main",
+            "record_node = dualstream_perception.record_node:main",
             "multi_perception_node = dualstream_perception.multi_perception_node:main",
             "perception_lifecycle_node = dualstream_perception.perception_lifecycle_node:main",
         ],
