@@ -32,6 +32,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "eval": {
         "propagate": "perception.commands.eval_propagate",
         "detect": "perception.commands.eval_detect",
+        "adapt": "perception.commands.eval_adapt",
         "bag": "perception.commands.eval_bag",
     },
     "fewshot": {"fit": "perception.commands.fewshot_fit"},

@@ -32,6 +32,7 @@ from torch import nn
 from perception.adaptation.buffer import FrameBuffer
 from perception.adaptation.config import AdaptationConfig
 from perception.adaptation.guard import DISABLED, FALLBACK_SOURCE, AdaptationGuard, HealthSample, health_sample
+from perception.adaptation.norm_stats import NormStatsTracker, StatsSet, write_stats
 from perception.adaptation.objective import AdaptationObjective
 from perception.adaptation.params import (ParamSet, clone_set, copy_into, parse_patterns, select_parameters,
                                           state_hash)
@@ -99,10 +100,19 @@ class OnlineAdapter:
         self._thread: threading.Thread | None = None
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._last_save = time.monotonic()
+        # BN statistics re-estimated on the served frames (inference side; hooks added after the worker's copy)
+        self.norm_stats = (NormStatsTracker(model, cfg.norm_stats_momentum)
+                           if cfg.enabled and cfg.norm_stats_momentum > 0 else None)
+        self._stats: StatsSet | None = None
+        self._stats_reset = False
 
     # -- inference side ------------------------------------------------------------------------------------------
     def before_frame(self) -> int | None:
         """At a frame boundary: copy the newest published set into the serving model; the version or None."""
+        tracker = self.norm_stats
+        if tracker is not None and (self._stats_reset or (tracker.enabled and self.guard.status == FALLBACK_SOURCE)):
+            tracker.reset()                                 # the source statistics with the source weights
+            tracker.enabled, self._stats_reset, self._stats = self.guard.status != FALLBACK_SOURCE, False, None
         return self.versions.apply_to(self.serving)
 
     def after_frame(self, frame: torch.Tensor, output: Any = None) -> None:
@@ -111,6 +121,8 @@ class OnlineAdapter:
         self.frames_seen += 1
         if keep and self.guard.status not in (DISABLED, FALLBACK_SOURCE):
             self.buffer.push(frame)
+        if self.norm_stats is not None and self.norm_stats.enabled:
+            self._stats = self.norm_stats.snapshot()      # what the worker trains under at its next update
 
     # -- the update ----------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -164,6 +176,9 @@ class OnlineAdapter:
 
     def _update(self) -> StepResult:
         cfg = self.cfg
+        stats = self._stats
+        if stats is not None:
+            write_stats(self.worker_model, stats)
         clip = self.buffer.sample_clip(cfg.clip_length, cfg.gaps, self.generator).to(self.device)
         total, parts, _ = self.objective(self.worker_model, clip, lambda x: self._dense_with(self.teacher, x),
                                          self.student, self.source, self.generator)
@@ -234,6 +249,7 @@ class OnlineAdapter:
             self.snapshot = clone_set(self.source)
             self.guard.reset()
             self.updates = 0
+            self._stats_reset = self.norm_stats is not None
             version = self._publish(self.source)
         return f"adaptation reset to the source weights (version {version})"
 

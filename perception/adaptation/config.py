@@ -20,14 +20,15 @@ PARAM_CHOICES = ("norm", "norm+adapters", "patterns")
 @dataclass
 class AdaptationConfig:
     enabled: bool = False
-    params: str = "norm"                  # norm | norm+adapters | patterns
+    params: str = "norm+adapters"         # norm | norm+adapters | patterns
     param_patterns: str = ""              # comma-separated fnmatch patterns added to the choice above
     lr: float = 1e-4                      # AdamW learning rate on the adapted subset
+    norm_stats_momentum: float = 0.05     # BN running statistics re-estimated on served frames (0: off)
     weight_decay: float = 0.0
     ema_momentum: float = 0.99            # EMA teacher of the adapted subset (mean teacher, CoTTA)
     # budget: the worker sleeps so that neither limit is exceeded (0 disables a limit)
-    max_updates_per_s: float = 2.0
-    compute_share: float = 0.5            # fraction of wall time the worker may spend computing (0, 1]
+    max_updates_per_s: float = 1.0
+    compute_share: float = 0.25           # fraction of wall time the worker may spend computing (0, 1]
     # buffer of recent frames, stored downscaled as uint8
     buffer_size: int = 32
     buffer_every: int = 1                 # keep every N-th frame, so the buffer spans N times longer
@@ -73,7 +74,8 @@ class AdaptationConfig:
         checks = [("lr", self.lr >= 0), ("compute_share", 0.0 < self.compute_share <= 1.0),
                   ("max_updates_per_s", self.max_updates_per_s >= 0), ("buffer_size", self.buffer_size >= 2),
                   ("buffer_every", self.buffer_every >= 1),
-                  ("clip_length", 2 <= self.clip_length), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
+                  ("clip_length", 2 <= self.clip_length),
+                  ("norm_stats_momentum", 0.0 <= self.norm_stats_momentum <= 1.0), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
                   ("train_width", self.train_width >= 16), ("train_height", self.train_height >= 16),
                   ("snapshot_every", self.snapshot_every >= 1), ("max_trips", self.max_trips >= 1),
                   ("guard_every", self.guard_every >= 1), ("gaps", bool(self.gaps) and min(self.gaps) >= 1)]
