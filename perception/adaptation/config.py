@@ -23,12 +23,12 @@ class AdaptationConfig:
     params: str = "norm+adapters"         # norm | norm+adapters | patterns
     param_patterns: str = ""              # comma-separated fnmatch patterns added to the choice above
     lr: float = 1e-4                      # AdamW learning rate on the adapted subset
-    norm_stats_momentum: float = 0.05     # BN running statistics re-estimated on served frames (0: off)
+    norm_stats_momentum: float = 0.0      # > 0: BN running statistics re-estimated on served frames
     weight_decay: float = 0.0
     ema_momentum: float = 0.99            # EMA teacher of the adapted subset (mean teacher, CoTTA)
     # budget: the worker sleeps so that neither limit is exceeded (0 disables a limit)
     max_updates_per_s: float = 1.0
-    compute_share: float = 0.25           # fraction of wall time the worker may spend computing (0, 1]
+    compute_share: float = 0.15           # fraction of wall time the worker may spend computing (0, 1]
     # buffer of recent frames, stored downscaled as uint8
     buffer_size: int = 32
     buffer_every: int = 1                 # keep every N-th frame, so the buffer spans N times longer

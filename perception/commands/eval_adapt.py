@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update-every", type=int, default=2, help="one adaptation update every N frames (2)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="AdaptationConfig override, e.g. lr=1e-4 or params=norm (repeatable)")
-    parser.add_argument("--fps-frames", type=int, default=20, help="frames timed for fps on and off (0: skip)")
+    parser.add_argument("--fps-frames", type=int, default=20, help="frames cycled through for fps (0: skip fps)")
+    parser.add_argument("--fps-seconds", type=float, default=6.0, help="seconds timed with adaptation on and off")
     parser.add_argument("--fp32", action="store_true", help="inference in float32 (default: bfloat16 autocast)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: library default)")
 
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         fps_source = [encoder_input(f, args.encoder_scale)[0].permute(1, 2, 0).mul(255).byte().numpy()
                       for f in read_video(args.video, args.fps_frames or 1)]
         metric = "AP50"
-    fps = measure_fps(source, fps_source, settings, log) if args.fps_frames > 0 else None
+    fps = measure_fps(source, fps_source, settings, args.fps_seconds, log) if args.fps_frames > 0 else None
     guard = merge_guard(per_shift)
     complete = set(METHODS) <= set(methods)
     report = {

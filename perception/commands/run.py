@@ -1,7 +1,10 @@
 """Run a frame source through the perception pipeline without ROS and write the results to a folder.
 
 Writes ``<out>/config.yaml`` (the resolved config), ``<out>/detections.jsonl`` (one line per processed frame),
-``<out>/overlay.mp4`` (with ``--overlay``) and ``<out>/result.json`` (the run's counts, rate and latency).
+``<out>/overlay.mp4`` (with ``--overlay``) and ``<out>/result.json`` (the run's counts, rate and latency). With
+``adaptation.enabled: true`` (the ``adaptation:`` group of ``perception.runtime.run_config.RunConfig``, the node's
+``adaptation.*`` parameters) the encoder adapts online while it serves the frames, its state is saved to
+``adaptation.state_dir`` when set, and ``result.json`` has the adapter's final statistics under ``adaptation``.
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_config(args: argparse.Namespace) -> Any:
     """Defaults <- ``--config`` <- ``--set`` <- ``--source``."""
     from perception.config import load_config  # noqa: PLC0415
+    from perception.runtime.run_config import RunConfig  # noqa: PLC0415
 
     overrides = list(args.overrides)
     if args.source is not None:
         overrides.append(f"source.uri={args.source}")
-    return load_config(args.config, overrides)
+    return load_config(args.config, overrides, cls=RunConfig)
 
 
 def _check_limits(args: argparse.Namespace) -> None:
@@ -108,8 +112,14 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     source = open_source(cfg.source)  # first: a bad source fails before the model loads
+    adapter = None
     try:
         perceiver = Perceiver(cfg)
+        if cfg.adaptation.enabled:
+            from perception.adaptation import attach_online_adapter  # noqa: PLC0415
+
+            adapter, note = attach_online_adapter(perceiver, cfg.adaptation)
+            log.info("online adaptation on (%s params, lr %g): %s", cfg.adaptation.params, cfg.adaptation.lr, note)
     except BaseException:
         source.close()
         raise
@@ -137,13 +147,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         pipeline.run(max_frames=args.max_frames, duration_s=args.duration)  # closes the source and the sinks
     finally:
+        if adapter is not None:
+            adapter.stop(save=True)
         if pipeline.stats is not None:
             progress.finish(pipeline.stats.frames_read)
         progress.close()
         if pipeline.stats is not None:  # also after an error: the counts up to it, and the error
             result = pipeline.stats.to_dict()
             result.update(source=cfg.source.uri, device=str(perceiver.device), precision=perceiver.precision,
-                          encoder=cfg.encoder.name, encoder_weights=perceiver.encoder_source, outputs=outputs)
+                          encoder=cfg.encoder.name, encoder_weights=perceiver.encoder_source, outputs=outputs,
+                          adaptation=adapter.stats() if adapter is not None else None)
             write_json(out / "result.json", result)
     _print_summary(result, out)
     return 130 if result["stop_reason"] == "interrupted" else 0

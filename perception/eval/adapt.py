@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,43 +160,46 @@ def merge_guard(per_shift: dict[str, dict[str, dict[str, Any]]]) -> dict[str, di
     return merged
 
 
-def measure_fps(source: nn.Module, frames: list[np.ndarray], settings: AdaptSettings, log: Log = print
-                ) -> dict[str, float]:
-    """Inference frames/s over ``frames`` without and with the adapter's background worker (its budget as
-    configured), each after two warm-up frames; the worker starts with the buffer already filled."""
-    def run(adapt: bool) -> float:
+def measure_fps(source: nn.Module, frames: list[np.ndarray], settings: AdaptSettings, seconds: float = 6.0,
+                log: Log = print) -> dict[str, float]:
+    """Inference frames/s without and with the adapter's background worker (under its configured budget), each
+    cycling through ``frames`` for ``seconds`` after two warm-up frames; the worker starts with a full buffer."""
+    tensors = [to_tensor(f) for f in frames]
+
+    def run(adapt: bool) -> tuple[float, int]:
         model = copy.deepcopy(source).eval()
         adapter = OnlineAdapter(model, method_config("adapted", settings)) if adapt else None
         state = None
-        tensors = [to_tensor(f) for f in frames]
         if adapter is not None:
-            for x in tensors[:adapter.cfg.buffer_size]:
-                adapter.after_frame(x)
+            for i in range(adapter.cfg.buffer_size):
+                adapter.after_frame(tensors[i % len(tensors)])
             adapter.start()
+        count, started = -2, 0.0
         try:
-            started = 0.0
-            for i, x in enumerate([tensors[0], tensors[1], *tensors]):
-                if i == 2:
-                    started = time.perf_counter()
+            while count < 0 or time.perf_counter() - started < seconds:
+                x = tensors[(count + 2) % len(tensors)]
                 if adapter is not None:
                     adapter.before_frame()
                 with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
                     _, state = model.encode(x, state)
                 if adapter is not None:
                     adapter.after_frame(x)
-            elapsed = time.perf_counter() - started
+                count += 1
+                if count == 0:
+                    started = time.perf_counter()
+            fps = count / (time.perf_counter() - started)
         finally:
             if adapter is not None:
                 adapter.stop(save=False)
         updates = adapter.updates if adapter is not None else 0
-        log(f"[eval adapt] fps adaptation {'on ' if adapt else 'off'}: {len(frames) / elapsed:.2f} "
-            f"({len(frames)} frames{f', {updates} updates' if adapt else ''})")
-        return len(frames) / elapsed
+        log(f"[eval adapt] fps adaptation {'on ' if adapt else 'off'}: {fps:.2f} ({count} frames in {seconds:.0f} s"
+            f"{f', {updates} background updates' if adapt else ''})")
+        return fps, updates
 
-    off = run(False)
-    on = run(True)
+    off, _ = run(False)
+    on, updates = run(True)
     return {"adaptation_off": round(off, 3), "adaptation_on": round(on, 3), "ratio": round(on / off, 4),
-            "frames": len(frames), "threads": torch.get_num_threads(), "worker": threading.active_count() >= 1}
+            "seconds_each": seconds, "background_updates": updates, "threads": torch.get_num_threads()}
 
 
 def shifted(frames: list[np.ndarray], shift: str, offset: int = 0) -> list[np.ndarray]:
