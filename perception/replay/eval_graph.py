@@ -12,6 +12,7 @@ running graph with one replay process per trial.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class EvalGraph:
 
     def replay(self, rate: float, max_frames: int, name: str, timeout_s: float = 3600.0) -> TrialFiles:
         """One replay of the image topic (and camera_info) through the running graph; returns its files."""
+        name = re.sub(r"[^A-Za-z0-9_]", "_", name)  # a ROS node name: letters, digits, underscores
         trial = TrialFiles(self.folder / f"{name}_publish.jsonl", self.folder / f"{name}_replay.json")
         topics = [self.spec.image_topic] + ([self.spec.camera_info_topic] if self.spec.camera_info_topic else [])
         params: dict[str, object] = {

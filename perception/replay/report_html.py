@@ -141,9 +141,10 @@ def peak_section(peak: dict | None) -> str:
     if not peak:
         return ""
     trials = peak.get("trials", [])
-    chart = line_chart([("drop %", [t["rate_hz"] for t in trials], [100 * t["drop_fraction"] for t in trials]),
-                        ("p50 latency / 10 ms", [t["rate_hz"] for t in trials],
-                         [None if t["latency_ms"]["p50"] is None else t["latency_ms"]["p50"] / 10 for t in trials])],
+    search = sorted((t for t in trials if t["kind"] == "search"), key=lambda t: t["rate_hz"])
+    chart = line_chart([("drop %", [t["rate_hz"] for t in search], [100 * t["drop_fraction"] for t in search]),
+                        ("p50 latency / 10 ms", [t["rate_hz"] for t in search],
+                         [None if t["latency_ms"]["p50"] is None else t["latency_ms"]["p50"] / 10 for t in search])],
                        "Peak-rate sweep", "input rate (Hz)", "percent / (ms / 10)", markers=True)
     rows = "".join(f"<tr><td>{t['rate_hz']:.1f}</td><td>{t['published']}</td><td>{t['processed']}</td>"
                    f"<td>{100 * t['drop_fraction']:.1f}</td><td>{_cell(t['latency_ms']['p50'])}</td>"

@@ -10,7 +10,7 @@ import html
 import math
 from typing import Sequence
 
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 WIDTH, HEIGHT = 560, 240
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 28, 38
 
@@ -76,11 +76,12 @@ def _svg(parts: list[str]) -> str:
 
 
 def _legend(labels: list[str]) -> list[str]:
+    """Legend entries in rows of three at the top left of the plot area."""
     out = []
     for i, label in enumerate(labels):
-        x = WIDTH - RIGHT - 8 - 130 * (len(labels) - i)
-        out.append(f'<rect x="{x + 10}" y="{TOP + 6}" width="12" height="4" fill="{COLOURS[i % len(COLOURS)]}"/>')
-        out.append(f'<text x="{x + 26}" y="{TOP + 11}">{html.escape(label)}</text>')
+        x, y = LEFT + 6 + (i % 3) * 160, TOP + 10 + (i // 3) * 12
+        out.append(f'<rect x="{x}" y="{y - 5}" width="12" height="4" fill="{COLOURS[i % len(COLOURS)]}"/>')
+        out.append(f'<text x="{x + 16}" y="{y}">{html.escape(label[:26])}</text>')
     return out
 
 
