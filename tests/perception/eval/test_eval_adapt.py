@@ -1,0 +1,83 @@
+"""``dualstream eval adapt`` on short slices of the real data: the JSON's structure, scores in [0, 1], guard trips of
+the ``unstable`` method, fps on and off; and the shifts as pure functions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from perception.cli import main
+from perception.eval.adapt import METHODS
+from perception.eval.shifts import SHIFTS, apply_shift, parse_shifts
+
+FAST = ["--encoder", "dualstream_tiny", "--update-every", "1", "--fps-frames", "4", "--fps-seconds", "0.5",
+        "--threads", "1", "--set", "min_frames=3", "--set", "buffer_size=8", "--set", "train_width=64",
+        "--set", "train_height=48", "--set", "walk_grid=4", "--set", "lr=0.01"]   # unstable: lr 1.0
+
+
+def check_report(path, shifts: list[str]) -> dict:
+    report = json.loads(path.read_text())
+    assert list(report["shifts"]) == shifts
+    for shift in shifts:
+        assert set(report["shifts"][shift]) == set(METHODS)
+        assert all(0.0 <= v <= 1.0 for v in report["shifts"][shift].values()), report["shifts"][shift]
+    assert set(report["guard"]) == set(METHODS)
+    assert report["guard"]["frozen"]["rollbacks"] == 0 and report["guard"]["norm_stats"]["updates"] == 0
+    assert report["guard"]["adapted"]["updates"] > 0
+    unstable = report["guard"]["unstable"]
+    assert unstable["rollbacks"] + unstable["trips"] > 0, unstable
+    assert report["fps"]["adaptation_on"] > 0 and report["fps"]["adaptation_off"] > 0
+    summary = report["summary"]
+    assert summary["unstable_caught"] is True and isinstance(summary["beats_norm_stats"], bool)
+    return report
+
+
+def test_propagate_slice(shared_data, tmp_path, capsys):
+    out = tmp_path / "adapt.json"
+    code = main(["eval", "adapt", "--task", "propagate", "--davis", str(shared_data / "davis2016"),
+                 "--seqs", "car-roundabout", "--max-frames", "6", "--scale", "0.25", "--shifts", "none,fog",
+                 "--json", str(out), *FAST])
+    assert code == 0
+    report = check_report(out, ["none", "fog"])
+    assert report["task"] == "propagate" and report["metric"] == "J&F"
+    assert report["details"]["fog"]["frozen"]["car-roundabout"]["frames"] == 6
+    assert "[eval adapt]" in capsys.readouterr().err                      # progress lines
+
+
+def test_detect_slice(shared_data, tmp_path):
+    """The AP50 path on the 6 frames it needs (the few-shot fit and the full-size detector dominate the cost, so
+    only two methods here; the propagate slice checks all five)."""
+    out = tmp_path / "adapt.json"
+    code = main(["eval", "adapt", "--task", "detect", "--video", str(shared_data / "videos" / "vtest.avi"),
+                 "--gt", str(shared_data / "mot15" / "PETS09-S2L1" / "gt" / "gt.txt"), "--max-frames", "6",
+                 "--encoder-scale", "0.25", "--shifts", "noise", "--methods", "frozen,unstable", "--json", str(out),
+                 *FAST])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["metric"] == "AP50" and set(report["shifts"]["noise"]) == {"frozen", "unstable"}
+    assert all(0.0 <= v <= 1.0 for v in report["shifts"]["noise"].values())
+    assert report["guard"]["unstable"]["rollbacks"] + report["guard"]["unstable"]["trips"] > 0
+    assert report["summary"] is None and report["fps"]["ratio"] > 0
+
+
+def test_unknown_shift_is_a_user_error(capsys):
+    assert main(["eval", "adapt", "--task", "detect", "--shifts", "rain"]) == 2
+    assert "rain" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="known: none, lowlight"):
+        parse_shifts("none,snow")
+
+
+def test_shifts_are_pure_and_keep_the_geometry():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    before = frame.copy()
+    for name in SHIFTS:
+        a, b = apply_shift(name, frame, 7), apply_shift(name, frame, 7)
+        assert a.shape == frame.shape and a.dtype == np.uint8 and np.array_equal(a, b), name
+        assert np.array_equal(frame, before), name                        # the input is never written
+    assert np.array_equal(apply_shift("none", frame), frame)
+    assert apply_shift("lowlight", frame).mean() < 0.3 * frame.mean()
+    assert apply_shift("lowcontrast", frame).std() < 0.35 * frame.std()
+    assert not np.array_equal(apply_shift("noise", frame, 1), apply_shift("noise", frame, 2))
