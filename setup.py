@@ -40,9 +40,12 @@ setup(
         "motmetrics>=1.4",
         "scipy>=1.10",
         "tqdm>=4.60",
+        "threadpoolctl>=3",  # one BLAS thread for the per-frame numpy work (perception/runtime/blas.py)
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6"],
+        # onnx/onnxscript/onnxruntime: `dualstream export --format onnx` and its test against onnxruntime
+        "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.17"],
+        "onnx": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.17"],
         "decord": ["decord>=0.6"],
     },
     entry_points={

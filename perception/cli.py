@@ -28,6 +28,8 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "calibrate": "perception.commands.calibrate",
     "record": "perception.commands.record",
     "replay": "perception.commands.replay",
+    "bench": "perception.commands.bench",
+    "export": "perception.commands.export",
     "bag": {"from-video": "perception.commands.bag_from_video"},
     "eval": {
         "propagate": "perception.commands.eval_propagate",

@@ -36,6 +36,7 @@ from perception.config import ConfigError, DetectorConfig
 from perception.detection.types import Detections
 from perception.io.frame import Frame
 from perception.models.types import EncoderState
+from perception.runtime.blas import single_threaded_blas
 from perception.runtime.device import autocast, resolve_device, resolve_precision, set_threads
 from perception.runtime.model_loading import load_encoder
 from perception.runtime.preprocess import Preprocessor, scale_boxes_to_input
@@ -183,7 +184,8 @@ class Perceiver:
         embedding = output.global_embedding[0].float().cpu().numpy()
         timings["encoder"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
 
-        found = state.detector.detect(pre.image, torch.from_numpy(features).permute(2, 0, 1))
+        with single_threaded_blas():  # small matrices: BLAS threads only spin (perception.runtime.blas)
+            found = state.detector.detect(pre.image, torch.from_numpy(features).permute(2, 0, 1))
         detections = self._to_input_pixels(found, pre.scale_x, pre.scale_y, frame.width, frame.height)
         timings["detection"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
 

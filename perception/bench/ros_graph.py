@@ -1,0 +1,119 @@
+"""The pipeline through the ROS 2 graph: camera_node -> perception_node -> recorder_node, three processes over DDS.
+
+``measure_ros_graph(video, out)`` starts the processes through :mod:`perception.runtime.processes` (the graph's DDS
+settings in every process), the recorder first (it subscribes ``detections`` best effort, as the perception node
+publishes them with its sensor-data defaults), then ``perception_node`` with its default parameters (plus
+``params``), waits until the recorder has matched the output, then the camera publishing ``video`` at ``rate_hz``
+(``startup_delay_s`` after the perception node subscribed, so its model is loaded and warm). After the camera's
+last frame it waits ``drain_s`` for the last results and stops everything with SIGINT (the nodes write their
+counters). Reported, from the nodes' own stats files:
+
+- ``fps``: the rate at which detections arrived at the recorder (``(count - 1) / (last - first)``);
+- ``latency_ms``: p50/p95/p99 from the input image's header stamp (set by the camera when it published) to the
+  detections' receipt by the recorder (the stamp is copied through);
+- ``drops``: frames published by the camera that produced no detections message (replaced in the perception node's
+  latest-only slot, lost in transport or failed), and ``drop_rate`` = drops / published.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+from perception.io.stats_files import read_json
+from perception.runtime.processes import ManagedProcess, graph_environment, node_command
+
+PKG = "dualstream_perception"
+NAMESPACE = "/bench"
+
+
+def _commands(video: str, out: Path, rate_hz: float, max_frames: int, params: Mapping[str, object],
+              startup_delay_s: float) -> dict[str, list[str]]:
+    detections = f"{NAMESPACE}/detections"
+    recorder = node_command(f"{PKG}.recorder_node", "bench_recorder", params={
+        "topics": [detections], "types": ["vision_msgs/msg/Detection2DArray"], "output": str(out / "bag"),
+        "storage": "mcap", "stats_path": str(out / "recorder_stats.json"), "reliability": "best_effort",
+        "depth": 10, "ready_path": str(out / "recorder_ready.json"),
+    })
+    perception = node_command(f"{PKG}.perception_node", "perception_node", namespace=NAMESPACE,
+                              params={"stats_path": str(out / "perception_stats.json"), **params},
+                              remaps={"image": "image_raw"})
+    camera = node_command(f"{PKG}.camera_node", "camera_node", namespace=NAMESPACE, params={
+        "source.uri": video, "source.rate_hz": rate_hz, "wait_for_subscribers": 1, "wait_timeout_s": 180.0,
+        "startup_delay_s": startup_delay_s, "exit_at_end": True, "max_frames": max_frames,
+        "stats_path": str(out / "camera_stats.json"),
+    })
+    return {"recorder": recorder, "perception": perception, "camera": camera}
+
+
+def _wait_ready(path: Path, procs: list[ManagedProcess], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        dead = [p.name for p in procs if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"bench ros_graph: {', '.join(dead)} exited during start-up; see the logs in "
+                               f"{path.parent}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench ros_graph: the recorder did not match {NAMESPACE}/detections within "
+                               f"{timeout_s:.0f} s; see the logs in {path.parent}")
+        time.sleep(0.1)
+
+
+def summarise(out: Path) -> dict:
+    """The graph's numbers from the stats files the three nodes wrote into ``out``."""
+    camera = read_json(out / "camera_stats.json")
+    perception = read_json(out / "perception_stats.json")
+    det = read_json(out / "recorder_stats.json").get(f"{NAMESPACE}/detections", {})
+    published = int(camera.get("published", 0))
+    delivered = int(det.get("count", 0))
+    drops = max(0, published - delivered)
+    return {
+        "fps": round(float(det.get("rate_hz", 0.0)), 2),
+        "latency_ms": det.get("latency_ms", {}),
+        "drops": drops,
+        "drop_rate": round(drops / published, 4) if published else None,
+        "published": published,
+        "received": int(perception.get("received", 0)),
+        "processed": int(perception.get("processed", 0)),
+        "dropped_latest_only": int(perception.get("dropped", 0)),
+        "delivered": delivered,
+        "node_processing_ms": {"p50": perception.get("latency_p50_ms"), "p95": perception.get("latency_p95_ms")},
+        "device": perception.get("device", ""),
+    }
+
+
+def measure_ros_graph(video: str, out: str | Path, rate_hz: float = 30.0, max_frames: int = 0,
+                      params: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None,
+                      startup_delay_s: float = 3.0, drain_s: float = 2.0, timeout_s: float = 600.0,
+                      echo: bool = False) -> dict:
+    """Run the graph on ``video`` and return :func:`summarise`'s numbers (plus the settings used)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("recorder_ready.json", "camera_stats.json", "perception_stats.json", "recorder_stats.json"):
+        (out / stale).unlink(missing_ok=True)
+    if (out / "bag").exists():
+        import shutil  # noqa: PLC0415
+
+        shutil.rmtree(out / "bag")
+    commands = _commands(str(video), out, rate_hz, max_frames, dict(params or {}), startup_delay_s)
+    environment = graph_environment(dict(env or {}))
+    procs = {name: ManagedProcess(name, cmd, environment, out / f"{name}.log", sys.stderr if echo else None)
+             for name, cmd in commands.items()}
+    started = time.monotonic()
+    try:
+        procs["recorder"].start()
+        procs["perception"].start()
+        _wait_ready(out / "recorder_ready.json", [procs["recorder"], procs["perception"]], min(timeout_s, 180.0))
+        procs["camera"].start()
+        if procs["camera"].wait(timeout=timeout_s) is None:
+            raise RuntimeError(f"bench ros_graph: the camera did not finish within {timeout_s:.0f} s")
+        time.sleep(drain_s)
+    finally:
+        for name in ("camera", "perception", "recorder"):
+            procs[name].stop(timeout=10.0)
+    result = summarise(out)
+    result.update(rate_hz=rate_hz, max_frames=max_frames, params=dict(params or {}),
+                  elapsed_s=round(time.monotonic() - started, 1), logs=str(out))
+    return result
