@@ -82,11 +82,15 @@ def fit_from_video(video: str, labels: str, frames: int, use_encoder: bool = Tru
     boxes, ignore = labels_for_frames(labels, frames, category)
     if sum(len(b) for b in boxes) < 2:
         raise ValueError(f"{labels}: fewer than 2 boxes in the first {frames} frames")
-    dense, info = None, {"name": None}
+    dense, info, encode = None, {"name": None}, None
     if use_encoder:
         features, info = load_features(encoder, checkpoint, encoder_scale)
         dense = [features(im) for im in images]
-    head = fit_head(images, boxes, ignore, dense, info, class_name, seed)
+
+        def encode(image: np.ndarray) -> object:  # a synthetic frame: no stream before it
+            features.reset()
+            return features(image)
+    head = fit_head(images, boxes, ignore, dense, info, class_name, seed, encode=encode)
     head.meta["labels"] = {"file": str(labels), "frames": frames, "digest": labels_digest(boxes)}
     head.meta["video"] = str(video)
     return head

@@ -31,6 +31,7 @@ from perception.io.atomic import atomic_write_bytes, write_json
 FORMAT = "dualstream-fewshot-head"
 FORMAT_VERSION = 1
 MAX_NMS_CANDIDATES = 4000
+FINAL_NMS_IOU = 0.5  # after boxes are refined and reshaped, two may have become the same box
 
 
 def lab_cells(image: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
@@ -205,10 +206,15 @@ class FewShotHead:
             windows, scores = windows[top], scores[top]
         order = greedy_nms(windows, scores, float(self.meta["nms_iou"]), max_detections,
                            float(self.meta.get("nms_containment", 1.0)))
-        boxes = windows[order]
+        boxes, scores = windows[order], scores[order]
         if self.meta.get("refine", False):
             boxes = refine_to_foreground(boxes, maps["foreground"])
-        return boxes, scores[order]
+        if self.meta.get("fixed_aspect", False):  # the labelled width/height ratio, centred where the box is
+            width = self.prior.aspect * boxes[:, 3]
+            boxes = np.stack([boxes[:, 0] + (boxes[:, 2] - width) / 2, boxes[:, 1], width, boxes[:, 3]], axis=1)
+            keep = greedy_nms(boxes, scores, FINAL_NMS_IOU, len(boxes))
+            boxes, scores = boxes[keep], scores[keep]
+        return boxes, scores
 
 
 def head_paths(path: str | Path) -> tuple[Path, Path]:

@@ -43,6 +43,7 @@ class FewShotDetector:
         self.last_foreground: np.ndarray | None = None
         self.static: StaticBackground | None = None
         self.uses_static = "static" in head.map_names
+        self.union = bool(head.meta.get("foreground_union", False)) and self.uses_static
         self.update_threshold = float(head.meta.get("threshold", 0.5))
         self.temporal = float(head.meta.get("temporal", TEMPORAL))
         self._track_scores: dict[int, float] = {}
@@ -74,6 +75,8 @@ class FewShotDetector:
         maps = {"foreground": self.foreground(image)}
         if self.static is not None:
             maps["static"] = self.static.difference(image)
+            if self.union:  # people who stand still fade from MOG2 but not from the selective background
+                maps["foreground"] = np.maximum(maps["foreground"], maps["static"])
         self.last_foreground = maps["foreground"]
         boxes, scores = self.head.detect(image, maps, dense, min_score=self.min_score,
                                          max_detections=self.cfg.max_detections)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Callable
 
 import numpy as np
 import torch
 
 from perception.detection.boxes import iou_matrix
-from perception.detection.fewshot import (FewShotHead, cell_features, whole_window_means)
+from perception.detection.fewshot import FewShotHead, cell_features, whole_window_means
+from perception.detection.fewshot_augment import cutouts, synthetic_frames
 from perception.detection.foreground import ForegroundModel, StaticBackground, background_from_labels
 from perception.detection.proposals import ASPECTS, SCALES, BoxPrior, candidate_windows, window_features
 from perception.runtime.device import torch_threads
@@ -33,6 +35,8 @@ NMS_CONTAINMENT = 0.7
 REFINE = True
 USE_STATIC = True
 HIDDEN = 32
+SYNTHETIC_FRAMES = 12  # copy-paste frames made from the labelled ones (fewshot_augment), added to the training set
+FIXED_ASPECT = True  # output boxes get the labelled aspect ratio (annotators draw a near-constant width/height)
 
 
 def _cell_labels(grid_hw: tuple[int, int], image_size: tuple[int, int], boxes: np.ndarray,
@@ -101,16 +105,21 @@ def _train_mlp(x: np.ndarray, target: np.ndarray, weight: np.ndarray, seed: int,
 
 def fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.ndarray] | None = None,
              dense: list[object] | None = None, encoder: dict | None = None, class_name: str = "person",
-             seed: int = 0, max_negatives: int = 15000, max_near: int = 15000) -> FewShotHead:
+             seed: int = 0, max_negatives: int = 25000, max_near: int = 25000,
+             encode: Callable[[np.ndarray], object] | None = None,
+             synthetic: int = SYNTHETIC_FRAMES) -> FewShotHead:
     """Learn a head from RGB ``images`` (same size), their valid ``boxes`` (x, y, w, h) and ``ignore`` regions,
-    with the encoder's ``dense`` maps ((C, h, w) each) or colour alone when ``dense`` is None."""
+    with the encoder's ``dense`` maps ((C, h, w) each) or colour alone when ``dense`` is None. ``synthetic``
+    copy-paste frames are added to the window scorer's training set; with encoder features they need ``encode``
+    (an image -> dense map function), without it they are skipped."""
     with torch_threads(1):
-        return _fit_head(images, boxes, ignore, dense, encoder, class_name, seed, max_negatives, max_near)
+        return _fit_head(images, boxes, ignore, dense, encoder, class_name, seed, max_negatives, max_near, encode,
+                         synthetic)
 
 
 def _fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.ndarray] | None,
               dense: list[object] | None, encoder: dict | None, class_name: str, seed: int, max_negatives: int,
-              max_near: int) -> FewShotHead:
+              max_near: int, encode: Callable[[np.ndarray], object] | None, synthetic: int) -> FewShotHead:
     started = time.time()
     if not images or len(images) != len(boxes):
         raise ValueError(f"fit_head: {len(images)} images but {len(boxes)} box lists")
@@ -124,7 +133,10 @@ def _fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np
     model = ForegroundModel()
     model.prime(background)
     static = StaticBackground(background)
-    frame_maps = [{"foreground": model(im), "static": static.difference(im)} for im in images]
+    frame_maps = []
+    for im in images:
+        diff = static.difference(im)
+        frame_maps.append({"foreground": np.maximum(model(im), diff), "static": diff})
     map_names = ["foreground", "cell_score", "static"] if USE_STATIC else ["foreground", "cell_score"]
 
     feats = [cell_features(im, None if dense is None else d, use_encoder) for im, d in
@@ -144,8 +156,18 @@ def _fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np
     for k in range(len(images)):
         w_k, b_k = fit_cells([i for i in range(len(images)) if i != k]) if len(images) > 1 else (cell_w, cell_b)
         cell_maps.append((1.0 / (1.0 + np.exp(-np.clip(z[k] @ w_k + b_k, -30, 30)))).astype(np.float32))
+    n_real = len(images)
+    if synthetic > 0 and (not use_encoder or encode is not None):
+        pieces = cutouts(images, boxes, [m["static"] for m in frame_maps])
+        made = synthetic_frames(background, pieces, prior, synthetic, np.random.default_rng(seed + 1))
+        for im, b in made:
+            diff = static.difference(im)
+            frame_maps.append({"foreground": diff, "static": diff})
+            zf = (cell_features(im, encode(im) if use_encoder else None, use_encoder) - mean) / std
+            cell_maps.append((1.0 / (1.0 + np.exp(-np.clip(zf @ cell_w + cell_b, -30, 30)))).astype(np.float32))
+            images, boxes, ignore = images + [im], boxes + [b], ignore + [np.zeros((0, 4))]
 
-    all_boxes = np.concatenate(boxes)
+    all_boxes = np.concatenate(boxes[:n_real])
     step = float(np.clip(STEP_SHARE * np.median(all_boxes[:, 3]), MIN_STEP, MAX_STEP))
     windows = candidate_windows(prior, size, step, SCALES, ASPECTS)
     for k in range(len(images)):
@@ -204,9 +226,11 @@ def _fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np
         "nms_iou": NMS_IOU,
         "nms_containment": NMS_CONTAINMENT,
         "refine": REFINE,
+        "fixed_aspect": FIXED_ASPECT,
+        "foreground_union": True,
         "threshold": 0.5,
         "image_size": list(size),
-        "fit": {"frames": len(images), "boxes": int(sum(len(b) for b in boxes)),
+        "fit": {"frames": n_real, "synthetic_frames": len(images) - n_real, "boxes": int(sum(len(b) for b in boxes[:n_real])),
                 "positive_cells": int(sum((lab == 1).sum() for lab in labels)),
                 "training_windows": int(len(chosen)), "positive_windows": int(positive.sum()),
                 "first_stage_pass_rate": float(passing.mean()), "seconds": round(time.time() - started, 2),
