@@ -58,11 +58,12 @@ class VitBaseline:
 
 
 def measure_vit_baseline(frames: Sequence[np.ndarray], encoder_input: tuple[int, int] = (640, 480),
-                         max_frames: int = 10, warmup: int = 2, device: str = "cpu", precision: str = "auto") -> dict:
+                         max_frames: int = 10, warmup: int = 2, device: str = "cpu", precision: str = "auto",
+                         short_side: int = 448) -> dict:
     """``fps`` and latency of the baseline over ``frames[warmup : warmup + max_frames]``."""
     if len(frames) < warmup + 1:
         raise ValueError(f"baseline: need at least {warmup + 1} frames, got {len(frames)}")
-    size = baseline_size(*encoder_input)
+    size = baseline_size(*encoder_input, short_side=short_side)
     baseline = VitBaseline(size, device, precision)
     for image in frames[:warmup]:
         baseline(image)

@@ -90,9 +90,9 @@ def export_onnx(encoder: nn.Module, path: str | Path, width: int = 640, height: 
     state_args = (state.memory.clone(), state.global_tokens.clone(), state.global_cls.clone())
     step_path = path.with_name(f"{path.stem}_step.onnx")
     with torch.no_grad():
-        torch.onnx.export(KeyframeGraph(encoder), (frames,), str(path), dynamo=True, opset_version=opset,
+        torch.onnx.export(KeyframeGraph(encoder).eval(), (frames,), str(path), dynamo=True, opset_version=opset,
                           input_names=["frames"], output_names=list(KEYFRAME_OUTPUTS), external_data=False)
-        torch.onnx.export(StepGraph(encoder, grid), (frames, *state_args), str(step_path), dynamo=True,
+        torch.onnx.export(StepGraph(encoder, grid).eval(), (frames, *state_args), str(step_path), dynamo=True,
                           opset_version=opset, input_names=list(STEP_INPUTS), output_names=list(STEP_OUTPUTS),
                           external_data=False)
     info = {"keyframe_graph": path.name, "step_graph": step_path.name, "input": {"batch": batch, "width": width,
