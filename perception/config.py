@@ -110,6 +110,7 @@ class DetectorConfig:
     split_depth: int = 2  # split touching objects by appearance up to this many times (0: off)
     split_min_cells: int = 6  # each part of a split has at least this many cells
     split_coherence: float = 0.7  # a split is kept when each part's largest connected piece has this share of it
+    still_background: bool = True  # discovery adds background subtraction while the camera stands still
     fewshot_head: str = ""  # method "fewshot": the head file from `dualstream fewshot fit` (.safetensors + .json)
 
     def __post_init__(self) -> None:

@@ -2,7 +2,9 @@
 
 Per frame:
 1. Motion: camera-motion-compensated frame difference (:class:`~perception.detection.motion.MotionEvidence`),
-   averaged over each grid cell (the fraction of the cell that moves independently of the camera).
+   joined while the camera stands still by background subtraction
+   (:class:`~perception.detection.background.StillCameraBackground`, ``still_background``), averaged over each grid
+   cell (the fraction of the cell that moves independently of the camera).
 2. Saliency: distance of each cell's feature to the scene's running feature statistics
    (:class:`~perception.detection.saliency.FeatureSaliency`), on the encoder's dense map or, without one, on
    colour features of the image.
@@ -25,6 +27,7 @@ import numpy as np
 from scipy.ndimage import binary_fill_holes
 
 from perception.config import DetectorConfig
+from perception.detection.background import StillCameraBackground
 from perception.detection.boxes import clip_boxes, nms
 from perception.detection.grouping import grid_components, split_by_appearance
 from perception.detection.motion import MotionEvidence
@@ -32,6 +35,9 @@ from perception.detection.saliency import FeatureSaliency, colour_grid_features,
 from perception.detection.types import Detections
 
 STRIDE = 8
+STILL_SETTLE = 10  # frames the background model learns after the camera stops before its objects are used
+STILL_MIN_AREA = 50  # pixels (full resolution) of a still-camera object
+STILL_AREA = 1500.0  # pixels: the area scale of a still-camera object's score
 
 
 def _replicate_border(cells: np.ndarray, ring: int) -> np.ndarray:
@@ -51,12 +57,17 @@ class ObjectDiscovery:
         self.cfg = cfg or DetectorConfig()
         self.motion = MotionEvidence(scale=self.cfg.motion_scale, threshold=self.cfg.motion_threshold)
         self.saliency = FeatureSaliency(components=self.cfg.saliency_components, momentum=self.cfg.saliency_momentum)
+        self.background = StillCameraBackground(self.cfg.motion_scale) if self.cfg.still_background else None
+        self.frames_still = 0
         self.last_score_map: np.ndarray | None = None  # (h, w) cell scores of the last frame, for debugging views
         self.last_features: np.ndarray | None = None  # (h, w, k) whitened cell features of the last frame
 
     def reset(self) -> None:
         self.motion.reset()
         self.saliency.reset()
+        if self.background is not None:
+            self.background.reset()
+        self.frames_still = 0
         self.last_score_map, self.last_features = None, None
 
     def detect(self, image: np.ndarray, dense: object | None = None) -> Detections:
@@ -78,6 +89,16 @@ class ObjectDiscovery:
         if self.cfg.saliency_smooth > 1:  # single noisy cells are not objects
             saliency = cv2.blur(saliency, (self.cfg.saliency_smooth,) * 2)
         evidence = self.motion.update(image)
+        if evidence is not None and self.background is not None:  # still camera: whole silhouettes, paused objects
+            still = self.background.update(image, self.motion.transform)
+            if still is not None and self.frames_still >= STILL_SETTLE:
+                self.frames_still += 1
+                return self._still_objects(still, (width, height))
+            self.frames_still = 0 if still is None else self.frames_still + 1
+            if still is not None:
+                if still.shape != evidence.shape:
+                    still = cv2.resize(still, evidence.shape[::-1], interpolation=cv2.INTER_NEAREST)
+                evidence = np.maximum(evidence, still)
         motion = np.zeros_like(saliency)
         if evidence is not None:
             motion = np.clip(2.0 * cv2.resize(evidence, (gw, gh), interpolation=cv2.INTER_AREA), 0, 1)
@@ -94,6 +115,22 @@ class ObjectDiscovery:
             labels = split_by_appearance(labels, white, self.cfg.split_min_cells, self.cfg.split_coherence,
                                          self.cfg.split_depth)
         return self._boxes(labels, score, evidence, (cell_w, cell_h), (width, height))
+
+    def _still_objects(self, still: np.ndarray, size: tuple[int, int]) -> Detections:
+        """Objects of a still camera: 8-connected components of the background-subtraction foreground (at its
+        reduced resolution, so touching grid cells do not merge neighbours), boxed at full resolution; score
+        ``1 - exp(-area / STILL_AREA)`` (larger silhouettes are surer), ``min_area`` and NMS as for the grid."""
+        count, _, stats, _ = cv2.connectedComponentsWithStats(still.astype(np.uint8), connectivity=8)
+        stats = stats[1:count].astype(np.float64)
+        sx, sy = size[0] / still.shape[1], size[1] / still.shape[0]
+        boxes = stats[:, :4] * np.array([sx, sy, sx, sy])
+        area = stats[:, 4] * sx * sy
+        keep = area >= max(self.cfg.min_area, STILL_MIN_AREA)
+        boxes, scores = boxes[keep], 1.0 - np.exp(-area[keep] / STILL_AREA)
+        self.last_score_map, self.last_features = None, None
+        order = nms(boxes, scores, self.cfg.nms_iou)[: self.cfg.max_detections]
+        return Detections(boxes=boxes[order].astype(np.float32), scores=scores[order].astype(np.float32),
+                          track_ids=np.full(order.size, -1, np.int64), class_ids=["object"] * int(order.size))
 
     def _boxes(self, labels: np.ndarray, score: np.ndarray, evidence: np.ndarray | None,
                cell: tuple[float, float], size: tuple[int, int]) -> Detections:

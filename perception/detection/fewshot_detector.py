@@ -21,6 +21,7 @@ from perception.detection.types import Detections
 
 TEMPORAL = 0.0  # off: measured worse on PETS (AP50 0.58 at 0.6 against 0.64 off, 200 frames)
 NEW_TRACK_PRIOR = 0.5
+STATIC_RATE = 0.002  # selective background update per frame: slow, so that people who stand still stay foreground
 
 
 class FewShotDetector:
@@ -64,7 +65,8 @@ class FewShotDetector:
             self.foreground.prime(background)
         else:
             background = image
-        self.static = StaticBackground(background) if self.uses_static else None
+        rate = float(self.head.meta.get("static_rate", STATIC_RATE))
+        self.static = StaticBackground(background, rate=rate) if self.uses_static else None
 
     def detect(self, image: np.ndarray, dense: object | None = None) -> Detections:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

@@ -25,6 +25,7 @@ import torch
 from perception.detection.boxes import iou_matrix
 from perception.detection.fewshot import FewShotHead, cell_features, whole_window_means
 from perception.detection.fewshot_augment import cutouts, synthetic_frames
+from perception.detection.fewshot_detector import STATIC_RATE
 from perception.detection.foreground import ForegroundModel, StaticBackground, background_from_labels
 from perception.detection.proposals import ASPECTS, SCALES, BoxPrior, candidate_windows, window_features
 from perception.runtime.device import torch_threads
@@ -107,11 +108,12 @@ def fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np.
              dense: list[object] | None = None, encoder: dict | None = None, class_name: str = "person",
              seed: int = 0, max_negatives: int = 25000, max_near: int = 25000,
              encode: Callable[[np.ndarray], object] | None = None,
-             synthetic: int = SYNTHETIC_FRAMES) -> FewShotHead:
+             synthetic: int | None = None) -> FewShotHead:
     """Learn a head from RGB ``images`` (same size), their valid ``boxes`` (x, y, w, h) and ``ignore`` regions,
     with the encoder's ``dense`` maps ((C, h, w) each) or colour alone when ``dense`` is None. ``synthetic``
     copy-paste frames are added to the window scorer's training set; with encoder features they need ``encode``
-    (an image -> dense map function), without it they are skipped."""
+    (an image -> dense map function), without it they are skipped (``None``: ``SYNTHETIC_FRAMES``)."""
+    synthetic = SYNTHETIC_FRAMES if synthetic is None else synthetic
     with torch_threads(1):
         return _fit_head(images, boxes, ignore, dense, encoder, class_name, seed, max_negatives, max_near, encode,
                          synthetic)
@@ -228,6 +230,7 @@ def _fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np
         "refine": REFINE,
         "fixed_aspect": FIXED_ASPECT,
         "foreground_union": True,
+        "static_rate": STATIC_RATE,
         "threshold": 0.5,
         "image_size": list(size),
         "fit": {"frames": n_real, "synthetic_frames": len(images) - n_real, "boxes": int(sum(len(b) for b in boxes[:n_real])),
