@@ -115,3 +115,38 @@ def test_feature_gate_cuts_dissimilar_neighbours() -> None:
     feats[:, 3:, 1] = 1.0
     assert np.unique(grid_components(mask)).tolist() == [0]
     assert np.unique(grid_components(mask, feats, 0.5)).tolist() == [0, 1]
+
+
+def test_still_camera_background_finds_whole_objects() -> None:
+    """A still camera (camera_motion=False): after the background model settles, discovery boxes come from
+    background subtraction; measured (seed 4, 40 scored frames, every box) recall 0.83, precision 0.62 at IoU 0.5
+    (the extra boxes are fragments and merged touching objects: no score threshold here). Off,
+    the background model is not used (frame differencing and saliency only)."""
+    scene = list(SyntheticScene(seed=4, num_frames=60, camera_motion=False))
+    detector = ObjectDiscovery(DetectorConfig())
+    tp = fp = fn = 0
+    for frame in scene:
+        dets = detector.detect(frame.image)
+        if frame.seq >= 20:
+            counts = match_counts(dets.boxes, frame.boxes)
+            tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
+    assert detector.frames_still >= 50 and detector.last_score_map is None  # the still path ran
+    recall, precision = tp / (tp + fn), tp / max(1, tp + fp)
+    print(f"still camera: recall {recall:.3f} precision {precision:.3f}")
+    assert recall > 0.75 and precision > 0.5
+    off = ObjectDiscovery(DetectorConfig(still_background=False))
+    for frame in scene[:30]:
+        off.detect(frame.image)
+    assert off.background is None and off.last_score_map is not None
+
+
+def test_still_background_resets_when_the_camera_moves() -> None:
+    from perception.detection.background import StillCameraBackground
+
+    bg = StillCameraBackground(scale=0.5)
+    image = np.full((64, 80, 3), 100, np.uint8)
+    moved = np.array([[1.0, 0.0, 3.0], [0.0, 1.0, 0.0]])
+    assert bg.update(image, moved) is None  # a 3-pixel shift is not still
+    assert bg.is_still(np.array([[1.0, 0.0, 0.3], [0.0, 1.0, -0.2]]), (80, 64))
+    fg = bg.update(image, np.eye(2, 3))
+    assert fg.shape == (32, 40) and fg.dtype == np.float32

@@ -110,3 +110,28 @@ def test_missing_head_is_a_config_error(tmp_path: Path) -> None:
         build_detector(DetectorConfig(method="fewshot"))
     with pytest.raises(ConfigError, match="does not exist"):
         build_detector(DetectorConfig(method="fewshot", fewshot_head=str(tmp_path / "nope")))
+
+
+def test_copy_paste_frames_put_scaled_people_on_the_background() -> None:
+    from perception.detection.fewshot_augment import cutouts, synthetic_frames
+
+    background = np.full((120, 160, 3), 90, np.uint8)
+    image = background.copy()
+    image[40:80, 50:66] = 220  # one 16x40 "person" with its foot at row 80
+    fg = np.zeros((120, 160), np.float32)
+    fg[40:80, 50:66] = 1.0
+    pieces = cutouts([image], [np.array([[50, 40, 16, 40.0]])], [fg])
+    assert len(pieces) == 1 and pieces[0].pixels.shape == (40, 16, 3)
+    assert cutouts([image], [np.array([[150, 40, 16, 40.0]])], [fg]) == []  # box leaves the image
+    prior = BoxPrior(a=-0.2, b=1.0, aspect=0.4, min_height=0.1, bottom_range=(0.5, 0.7))  # h/H = bottom/H - 0.2
+    frames = synthetic_frames(background, pieces, prior, 6, np.random.default_rng(0), people=(2, 4))
+    assert len(frames) == 6
+    for img, boxes in frames:
+        assert img.shape == background.shape and img.dtype == np.uint8 and len(boxes) >= 1
+        bottom = (boxes[:, 1] + boxes[:, 3]) / 120
+        np.testing.assert_allclose(boxes[:, 3] / 120, prior.height(bottom), rtol=0.12, atol=0.02)  # on the prior
+        np.testing.assert_allclose(boxes[:, 2] / boxes[:, 3], 0.4, rtol=0.15)  # the cutout's aspect
+        for x, y, w, h in boxes.astype(int):  # pasted pixels are bright where the box is inside the image
+            inside = img[max(y, 0) + h // 4:y + 3 * h // 4, max(x, 0) + w // 4:x + 3 * w // 4]
+            if inside.size:
+                assert inside.mean() > 150
