@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames timed for the ViT-S/14 baseline (default 10; about 0.4 s each on 2 cores)")
     parser.add_argument("--ros-frames", type=int, default=300, metavar="N",
                         help="frames the camera publishes in the graph run (default 300; 0: the whole video)")
+    parser.add_argument("--ros-qos", default="reliable", choices=("reliable", "best_effort"),
+                        help="reliability of the image topic in the graph, keep-last depth 1 (default reliable: "
+                             "best effort lost most 768x576 frames between processes here)")
     parser.add_argument("--rate", type=float, default=30.0, metavar="HZ", help="camera rate in the graph (default 30)")
     parser.add_argument("--quality-max-frames", type=int, default=20, metavar="N",
                         help="frames per sequence for the quality comparison (default 20; DAVIS propagation "
@@ -221,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         env = {} if args.omp_wait_policy == "default" else {"OMP_WAIT_POLICY": args.omp_wait_policy}
         log.info("bench: ROS graph at %.0f Hz, %s frames", args.rate, args.ros_frames or "all")
         result["ros_graph"] = measure_ros_graph(args.video, Path(args.out) / "ros_graph", args.rate, args.ros_frames,
-                                                _node_params(args), env)
+                                                _node_params(args), env, reliability=args.ros_qos)
         save()
     if "quality" in parts:
         from perception.bench.quality import measure_quality  # noqa: PLC0415

@@ -56,8 +56,7 @@ class StepGraph(nn.Module):
     def forward(self, frames: torch.Tensor, memory: torch.Tensor, global_tokens: torch.Tensor,
                 global_cls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.encoder
-        x = (frames - enc.mean.to(frames.dtype)) / enc.std.to(frames.dtype)
-        local = enc._local(x)
+        local = enc._local(enc.normalise(frames))
         return enc.fusion(local, global_tokens, self.grid, memory, global_cls)
 
 
