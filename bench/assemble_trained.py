@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="folder with trained.safetensors and model.json")
     parser.add_argument("--out", required=True, help="checkpoint path without suffix")
     parser.add_argument("--vit-sha256", required=True, help="SHA-256 of the frozen float16 tensors, from the run")
+    parser.add_argument("--correspondence-readout", choices=("dense", "local"), default="",
+                        help="declare this map for correspondence (default: the run's model.correspondence_readout)")
     args = parser.parse_args()
     run = Path(args.run)
     meta = json.loads((run / "model.json").read_text())
@@ -50,7 +52,8 @@ def main() -> None:
     if unexpected or any("vit." not in k for k in missing):
         raise SystemExit(f"trained tensors do not fit: unexpected {unexpected}, missing {missing}")
     provenance = dict(meta["provenance"], assembled={"frozen_sha256": digest, "trained_from": str(run)})
-    print(save_checkpoint(model, args.out, meta["config"], provenance))
+    readout = args.correspondence_readout or meta.get("correspondence_readout", "dense")
+    print(save_checkpoint(model, args.out, meta["config"], provenance, readout))
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for the encoders (default cpu)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the encoders")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random_init weights (default 0)")
-    parser.add_argument("--readout", choices=("dense", "local"), default="dense",
-                        help="encoder map to propagate with: the fused dense map (default) or the local stream")
+    parser.add_argument("--readout", choices=("auto", "dense", "local"), default="auto",
+                        help="encoder map to propagate with: the fused dense map, the local stream's map, or "
+                             "(auto, default) the map the checkpoint declares for correspondence in its JSON "
+                             "(`correspondence_readout`; dense when it declares none)")
 
 
 def _methods(args: argparse.Namespace) -> list[str]:
@@ -57,12 +59,25 @@ def _methods(args: argparse.Namespace) -> list[str]:
     return names
 
 
+def correspondence_readout(meta: dict) -> str:
+    """The encoder map a checkpoint declares for dense correspondence (``correspondence_readout`` in its JSON:
+    ``dense`` or ``local``); ``dense`` when it declares none."""
+    readout = meta.get("correspondence_readout", "dense")
+    if readout not in ("dense", "local"):
+        raise ValueError(f"checkpoint JSON: correspondence_readout must be 'dense' or 'local', got {readout!r}")
+    return readout
+
+
 def _extractors(args: argparse.Namespace, names: list[str]) -> tuple[dict[str, FeatureExtractor], dict]:
     extractors: dict[str, FeatureExtractor] = {}
     meta: dict = {}
     if "checkpoint" in names or "random_init" in names:
         model, random_model, meta = load_encoder_pair(args.checkpoint, seed=args.seed, device=args.device)
         encoders = {"checkpoint": model, "random_init": random_model}
+        if args.readout == "auto":  # the same map for the checkpoint and its random_init twin
+            args.readout = correspondence_readout(meta)
+    if args.readout == "auto":
+        args.readout = "dense"
     for name in names:
         if name == "rgb":
             extractors[name] = LabColourFeatures()

@@ -50,9 +50,15 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: list(v) if isinstance(v, tuple) else str(v)))
 
 
-def save_checkpoint(model: nn.Module, path: str | Path, config: dict, provenance: dict) -> Path:
+def save_checkpoint(model: nn.Module, path: str | Path, config: dict, provenance: dict,
+                    correspondence_readout: str = "dense") -> Path:
     """Write ``<path>.safetensors`` and ``<path>.json``; returns the weights path. ``model`` must come from
-    ``create_encoder`` (it carries ``encoder_name`` / ``encoder_kwargs``)."""
+    ``create_encoder`` (it carries ``encoder_name`` / ``encoder_kwargs``). ``correspondence_readout`` declares which
+    map of the encoder's output serves dense correspondence (label propagation, tracking by features): the fused
+    ``dense`` map or the ``local`` stream's map."""
+    if correspondence_readout not in ("dense", "local"):
+        raise CheckpointError(f"save_checkpoint: correspondence_readout must be 'dense' or 'local', "
+                              f"got {correspondence_readout!r}")
     name = getattr(model, "encoder_name", None)
     if name is None:
         raise CheckpointError("save_checkpoint: model has no encoder_name; build it with create_encoder(name)")
@@ -64,6 +70,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, config: dict, provenance
         "format_version": FORMAT_VERSION,
         "name": name,
         "encoder_kwargs": _jsonable(getattr(model, "encoder_kwargs", {})),
+        "correspondence_readout": correspondence_readout,
         "config": _jsonable(config),
         "provenance": _jsonable(provenance),
         "weights": weights_path.name,

@@ -26,6 +26,7 @@ class ModelConfig:
     freeze: list[str] = field(default_factory=lambda: ["global_stream.vit."])
     global_init: str = ""  # official DINOv2 backbone (.pth / .safetensors) loaded into global_stream.vit
     init_checkpoint: str = ""  # a project checkpoint to start from (weights only)
+    correspondence_readout: str = "dense"  # the map the checkpoint declares for correspondence: dense | local
 
 
 @dataclass
@@ -126,6 +127,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     need(cfg.data.workers >= 0, "data.workers", ">= 0", cfg.data.workers)
     need(cfg.run.max_seconds >= 0, "run.max_seconds", ">= 0 (0: no limit)", cfg.run.max_seconds)
     need(cfg.optim.batch_size >= 1, "optim.batch_size", ">= 1", cfg.optim.batch_size)
+    need(cfg.model.correspondence_readout in ("dense", "local"), "model.correspondence_readout", "dense | local",
+         cfg.model.correspondence_readout)
     need(cfg.run.precision in ("fp32", "bf16", "fp16"), "run.precision", "fp32 | bf16 | fp16", cfg.run.precision)
     need(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", "auto | cpu | cuda", cfg.run.device)
     need(cfg.run.export in ("teacher", "student"), "run.export", "teacher | student", cfg.run.export)

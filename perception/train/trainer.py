@@ -220,7 +220,8 @@ class Trainer:
         if self.cfg.run.export_dtype == "float16":
             model = model.half()
         model.encoder_name, model.encoder_kwargs = self.student.encoder_name, dict(self.student.encoder_kwargs)
-        return save_checkpoint(model, path, config_to_dict(self.cfg), self.provenance())
+        return save_checkpoint(model, path, config_to_dict(self.cfg), self.provenance(),
+                               self.cfg.model.correspondence_readout)
 
     def resume(self) -> None:
         meta = load_train_state(self.out_dir / "checkpoints" / "last", self.student, self.teacher, self.optimizer,

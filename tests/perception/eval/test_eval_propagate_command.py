@@ -68,6 +68,25 @@ def test_checkpoint_random_init_and_rgb_in_one_run(make_davis, tmp_path):
     assert report["protocol"]["encoder_mode"] == "forward per frame"
 
 
+def test_readout_follows_the_checkpoint_declaration(make_davis, tmp_path):
+    pytest.importorskip("perception.models.variants")
+    from perception.models.checkpoint import save_checkpoint
+    from perception.models.registry import create_encoder
+
+    torch.manual_seed(5)
+    model = create_encoder("dualstream_tiny")
+    dense_ckpt = save_checkpoint(model, tmp_path / "ck" / "dense", {}, {})
+    local_ckpt = save_checkpoint(model, tmp_path / "ck" / "local", {}, {}, correspondence_readout="local")
+    root = make_davis({"sq-a": 3})
+    readouts = {}
+    for name, ckpt, extra in (("dense", dense_ckpt, []), ("local", local_ckpt, []),
+                              ("forced", local_ckpt, ["--readout", "dense"])):
+        out = tmp_path / f"{name}.json"
+        assert run_command(["--davis", str(root), "--checkpoint", str(ckpt), "--json", str(out), *extra]) == 0
+        readouts[name] = json.loads(out.read_text())["protocol"]["encoder_readout"]
+    assert readouts == {"dense": "dense", "local": "local", "forced": "dense"}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--seqs", "nope"], "'nope' not found"),
     (["--methods", "checkpoint"], "need --checkpoint"),
