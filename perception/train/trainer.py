@@ -110,6 +110,7 @@ class Trainer:
         self.step = 0
         self.total_steps = cfg.optim.steps  # shortened by fit_to_time() when run.fit_steps_to_time
         self._step_times: list[float] = []
+        self._last_fit = 0  # step of the last fit_to_time (0: none yet)
         self.started = time.time()
         self.elapsed_before = 0.0
         self._tb: Any = None
@@ -182,22 +183,30 @@ class Trainer:
         over = torch.tensor(float(time.time() - self.started > self.cfg.run.max_seconds), device=self.device)
         return bool(all_reduce_mean(over, self.dist) > 0)
 
-    def fit_to_time(self, seconds: float, probe: int = 20, skip: int = 5, margin: float = 0.95) -> None:
-        """With ``run.fit_steps_to_time``: at steps ``probe``, ``2 probe``, ``4 probe``, ... set the schedules' length
-        to the steps that fit in ``margin`` of the rest of ``run.max_seconds`` at the speed of the steps since the
-        last fit (the first ``skip`` steps, with their warm-up, are left out), so the learning rate and the EMA
-        momentum finish their cosine inside the budget even when the speed changes."""
+    def fit_to_time(self, seconds: float, probe: int = 20, skip: int = 2, margin: float = 0.95) -> None:
+        """With ``run.fit_steps_to_time``: set the schedules' length to the steps that fit in ``margin`` of the rest
+        of ``run.max_seconds``, at the speed of the steps since the last fit. The first fit comes at step ``probe``
+        or once a tenth of the budget is spent (the first ``skip`` steps, with their warm-up, left out); each later
+        fit when the step count has doubled. The learning rate and EMA momentum then finish their cosine inside the
+        budget even when the speed changes."""
         run = self.cfg.run
         self._step_times.append(seconds)
-        due = self.step >= probe and (self.step // probe) & (self.step // probe - 1) == 0 and self.step % probe == 0
-        if not (run.fit_steps_to_time and run.max_seconds > 0) or not due:
+        if not (run.fit_steps_to_time and run.max_seconds > 0) or self.step <= skip:
             return
-        window = self._step_times[skip:] if self.step == probe else self._step_times[-(self.step // 2):]
+        if self._last_fit == 0:
+            due = self.step >= probe or time.time() - self.started >= 0.1 * run.max_seconds
+            window = self._step_times[skip:]
+        else:
+            due = self.step >= 2 * self._last_fit
+            window = self._step_times[self._last_fit:]
+        if not due:
+            return
         per_step = sum(window) / max(len(window), 1)
         per_step = float(all_reduce_mean(torch.tensor(per_step, device=self.device), self.dist))
         remaining = margin * run.max_seconds - (time.time() - self.started)
         fitting = self.step + int(max(remaining, 0.0) / max(per_step, 1e-6))
         self.total_steps = max(self.step + 1, self.cfg.optim.warmup_steps + 1, min(self.cfg.optim.steps, fitting))
+        self._last_fit = self.step
         log.info("pretrain: %.3f s/step at step %d; schedules set to %d steps to fit run.max_seconds=%g", per_step,
                  self.step, self.total_steps, run.max_seconds)
 
