@@ -167,6 +167,14 @@ def _print(result: dict, path: Path) -> None:
     print(f"  written    {path}")
 
 
+def _command_line() -> str | None:
+    """How this run was started (with ``OMP_WAIT_POLICY`` when set), or None when not from the command line."""
+    if sys.argv[1:2] != ["bench"]:
+        return None
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    return " ".join([*([f"OMP_WAIT_POLICY={policy}"] if policy else []), "dualstream", *sys.argv[1:]])
+
+
 def run(args: argparse.Namespace) -> int:
     from perception.bench.measure import machine_info  # noqa: PLC0415
     from perception.config import ConfigError, config_to_dict  # noqa: PLC0415
@@ -177,8 +185,9 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"bench: --video '{args.video}' is not a file")
     cfg = _config(args)
     started = time.time()
-    result: dict[str, Any] = {"video": args.video, "command": " ".join(["dualstream", "bench", *sys.argv[2:]]),
-                              "machine": {**machine_info(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}, "config": config_to_dict(cfg), "parts": parts}
+    machine = {**machine_info(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    result: dict[str, Any] = {"video": args.video, "command": _command_line(), "machine": machine,
+                              "config": config_to_dict(cfg), "parts": parts}
     out_json = Path(args.json)
 
     def save() -> None:
