@@ -8,7 +8,9 @@ A head learnt from the boxes of a handful of frames (see :mod:`perception.detect
    the labelled boxes, described by region means of the foreground map (static camera: MOG2, primed with the
    background seen in the labelled frames) and of the cell score map, scored by a small MLP trained to predict
    the window's overlap with a labelled box. Windows failing a cheap first stage (foreground or class score of the
-   whole window too low) are not scored. Greedy NMS keeps the best windows.
+   whole window too low) are not scored. Greedy NMS keeps the best windows; they are tightened to the foreground,
+   given the labelled aspect ratio and moved sideways onto the nearest peak of the foreground's column profile
+   (:func:`centre_on_profile`: a window spanning two people side by side lands on one of them).
 
 Saved as ``HEAD.safetensors`` (tensors) and ``HEAD.json`` (class names, encoder name and checkpoint hash, feature
 config, box prior, thresholds, fit statistics).
@@ -32,6 +34,9 @@ FORMAT = "dualstream-fewshot-head"
 FORMAT_VERSION = 1
 MAX_NMS_CANDIDATES = 4000
 FINAL_NMS_IOU = 0.5  # after boxes are refined and reshaped, two may have become the same box
+PROFILE_TOP = 0.5  # centre_on_profile: the share of the box's rows (from its top) whose columns are profiled
+PROFILE_SMOOTH = 0.5  # moving-average width of the profile, in box widths
+PROFILE_MAX_SHIFT = 0.6  # largest sideways move, in box widths
 
 
 def lab_cells(image: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
@@ -97,6 +102,54 @@ def refine_to_foreground(boxes: np.ndarray, foreground: np.ndarray, pad: float =
         nw, nh = c[-1] - c[0] + 1.0, r[-1] - r[0] + 1.0
         if 0.6 * w <= nw <= 1.4 * w and 0.75 * h <= nh <= 1.25 * h:
             out[k] = [x0 + c[0], y0 + r[0], nw, nh]
+    return out
+
+
+def _hill_climb(values: np.ndarray, start: int, tol: float = 1e-9) -> int:
+    """Index of the local maximum of a 1-D profile reached by steepest ascent from ``start``. A flat stretch is
+    crossed towards its higher end (the nearer one when both ends rise equally); a flat top stops the climb."""
+    i, n = start, len(values)
+    while True:
+        v = values[i]
+        a, b = i, i
+        while a > 0 and abs(values[a - 1] - v) <= tol:
+            a -= 1
+        while b + 1 < n and abs(values[b + 1] - v) <= tol:
+            b += 1
+        left = values[a - 1] if a > 0 else -np.inf
+        right = values[b + 1] if b + 1 < n else -np.inf
+        if max(left, right) <= v + tol:
+            return i
+        if abs(left - right) <= tol:
+            i = a - 1 if i - a <= b - i else b + 1
+        else:
+            i = a - 1 if left > right else b + 1
+
+
+def centre_on_profile(boxes: np.ndarray, foreground: np.ndarray, top: float = PROFILE_TOP,
+                      smooth: float = PROFILE_SMOOTH, max_shift: float = PROFILE_MAX_SHIFT) -> np.ndarray:
+    """Move each box sideways onto the peak of the foreground's column profile under its upper part.
+
+    The profile is the foreground share of each column over the box's top ``top`` of rows (head and shoulders:
+    one peak per person, a valley between two people walking side by side), from 1.5 box widths left of the centre
+    to 1.5 right, smoothed by a moving average ``smooth`` box widths wide. Steepest ascent from the box's centre
+    finds the nearest peak; the box (size kept) is centred there when that is at most ``max_shift`` widths away. A
+    box centred between two people thus lands on one of them instead of spanning both."""
+    out = np.asarray(boxes, np.float64).copy()
+    height, width = foreground.shape
+    for k, (x, y, w, h) in enumerate(out):
+        cx = x + w / 2
+        y0, y1 = int(max(0, y)), int(min(height, y + top * h))
+        x0, x1 = int(max(0, cx - 1.5 * w)), int(min(width, cx + 1.5 * w))
+        if y1 <= y0 or x1 - x0 < 3:
+            continue
+        profile = foreground[y0:y1, x0:x1].mean(axis=0)
+        kernel = max(1, int(round(smooth * w)))
+        profile = np.convolve(profile, np.ones(kernel) / kernel, mode="same")
+        start = int(np.clip(round(cx - x0), 0, len(profile) - 1))
+        peak = _hill_climb(profile, start)
+        if abs(peak - start) <= max_shift * w:
+            out[k, 0] = x0 + peak - w / 2
     return out
 
 
@@ -212,6 +265,10 @@ class FewShotHead:
         if self.meta.get("fixed_aspect", False):  # the labelled width/height ratio, centred where the box is
             width = self.prior.aspect * boxes[:, 3]
             boxes = np.stack([boxes[:, 0] + (boxes[:, 2] - width) / 2, boxes[:, 1], width, boxes[:, 3]], axis=1)
+            keep = greedy_nms(boxes, scores, FINAL_NMS_IOU, len(boxes))
+            boxes, scores = boxes[keep], scores[keep]
+        if self.meta.get("centre_on_profile", False):
+            boxes = centre_on_profile(boxes, maps["foreground"])
             keep = greedy_nms(boxes, scores, FINAL_NMS_IOU, len(boxes))
             boxes, scores = boxes[keep], scores[keep]
         return boxes, scores

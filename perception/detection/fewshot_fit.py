@@ -38,6 +38,7 @@ USE_STATIC = True
 HIDDEN = 32
 SYNTHETIC_FRAMES = 12  # copy-paste frames made from the labelled ones (fewshot_augment), added to the training set
 FIXED_ASPECT = True  # output boxes get the labelled aspect ratio (annotators draw a near-constant width/height)
+CENTRE_ON_PROFILE = True  # output boxes move onto the nearest peak of the foreground's column profile
 
 
 def _cell_labels(grid_hw: tuple[int, int], image_size: tuple[int, int], boxes: np.ndarray,
@@ -229,6 +230,7 @@ def _fit_head(images: list[np.ndarray], boxes: list[np.ndarray], ignore: list[np
         "nms_containment": NMS_CONTAINMENT,
         "refine": REFINE,
         "fixed_aspect": FIXED_ASPECT,
+        "centre_on_profile": CENTRE_ON_PROFILE,
         "foreground_union": True,
         "static_rate": STATIC_RATE,
         "threshold": 0.5,

@@ -11,7 +11,7 @@ import pytest
 from perception.config import ConfigError, DetectorConfig
 from perception.detection.boxes import iou_matrix
 from perception.detection.detector import build_detector
-from perception.detection.fewshot import greedy_nms, load_head, save_head
+from perception.detection.fewshot import centre_on_profile, greedy_nms, load_head, save_head
 from perception.detection.fewshot_fit import fit_head
 from perception.detection.proposals import BoxPrior, candidate_windows, integral, region_mean
 from perception.io.synthetic import SyntheticScene
@@ -135,3 +135,23 @@ def test_copy_paste_frames_put_scaled_people_on_the_background() -> None:
             inside = img[max(y, 0) + h // 4:y + 3 * h // 4, max(x, 0) + w // 4:x + 3 * w // 4]
             if inside.size:
                 assert inside.mean() > 150
+
+
+def test_centre_on_profile_moves_a_box_spanning_two_people_onto_one() -> None:
+    foreground = np.zeros((200, 300), np.float32)
+    foreground[50:150, 100:125] = 1.0  # two people side by side, 25 px wide, a 15 px gap between them
+    foreground[50:150, 140:165] = 1.0
+    foreground[120:150, 60:240] = 0.0  # legs apart from the bodies do not matter: only the top half is profiled
+    boxes = np.array([[112.5, 50.0, 40.0, 100.0],  # centred on the gap: spans both
+                      [92.5, 50.0, 40.0, 100.0],  # a person already centred: stays
+                      [5.0, 50.0, 40.0, 100.0]])  # no foreground anywhere near: stays
+    moved = centre_on_profile(boxes, foreground)
+    centres = moved[:, 0] + moved[:, 2] / 2
+    # onto one of the two people (the smoothed profile of a 25 px person under a 20 px average has a 6 px flat top:
+    # the climb stops at its near end)
+    assert min(abs(centres[0] - 112.5), abs(centres[0] - 152.5)) <= 4
+    assert abs(centres[1] - 112.5) <= 4
+    assert centres[2] == pytest.approx(25.0)
+    np.testing.assert_array_equal(moved[:, 1:], boxes[:, 1:])  # only x changes
+    far = centre_on_profile(boxes[:1], foreground, max_shift=0.1)
+    assert far[0, 0] == pytest.approx(112.5)  # the nearest peak is 20 px = 0.5 widths away: not moved
