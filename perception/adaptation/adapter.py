@@ -32,6 +32,7 @@ from torch import nn
 from perception.adaptation.buffer import FrameBuffer
 from perception.adaptation.config import AdaptationConfig
 from perception.adaptation.guard import DISABLED, FALLBACK_SOURCE, AdaptationGuard, HealthSample, health_sample
+from perception.adaptation.input_adapter import attach_input_adapter
 from perception.adaptation.norm_stats import NormStatsTracker, StatsSet, write_stats
 from perception.adaptation.objective import AdaptationObjective
 from perception.adaptation.params import (ParamSet, clone_set, copy_into, parse_patterns, select_parameters,
@@ -73,13 +74,15 @@ class OnlineAdapter:
         self.cfg = cfg
         self.model = model
         patterns = parse_patterns(cfg.param_patterns)
-        self.serving = select_parameters(model, cfg.params, patterns)
+        self.source_sha256 = source_sha256 or state_hash(model.state_dict())
+        if cfg.input_adapter:
+            attach_input_adapter(model, cfg.input_channels)              # identity until it adapts: the source model's outputs
+        self.serving = select_parameters(model, cfg.params, patterns, cfg.first_norms)
         self.names = list(self.serving)
         self.source: ParamSet = clone_set(self.serving)
-        self.source_sha256 = source_sha256 or state_hash(model.state_dict())
         self.device = next(iter(self.serving.values())).device
         self.worker_model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.student = select_parameters(self.worker_model, cfg.params, patterns)
+        self.student = select_parameters(self.worker_model, cfg.params, patterns, cfg.first_norms)
         for p in self.student.values():
             p.requires_grad_(True)
         self.teacher: ParamSet = clone_set(self.source)
@@ -146,6 +149,13 @@ class OnlineAdapter:
         """The guard's signals: adapted vs source dense features on the same (clean) buffered frames."""
         return health_sample(self._dense_with(None, clip), self._dense_with(self.source, clip), loss)
 
+    @torch.no_grad()
+    def _exposure(self, clip: torch.Tensor) -> float:
+        """The exposure objective of the worker's current input adapter on ``clip`` (nan when the term is off)."""
+        if self.cfg.exposure_weight <= 0 or getattr(self.worker_model, "input_adapter", None) is None:
+            return float("nan")
+        return float(self.objective.exposure(self.worker_model, clip)[0])
+
     def _publish(self, values: Mapping[str, torch.Tensor]) -> int:
         if self._stream is not None:
             self._stream.synchronize()
@@ -180,10 +190,13 @@ class OnlineAdapter:
         if stats is not None:
             write_stats(self.worker_model, stats)
         clip = self.buffer.sample_clip(cfg.clip_length, cfg.gaps, self.generator).to(self.device)
-        total, parts, _ = self.objective(self.worker_model, clip, lambda x: self._dense_with(self.teacher, x),
-                                         self.student, self.source, self.generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        if total.requires_grad and torch.isfinite(total):
+        before = self._exposure(clip)
+        for _ in range(cfg.steps_per_update):
+            total, parts, _ = self.objective(self.worker_model, clip, lambda x: self._dense_with(self.teacher, x),
+                                             self.student, self.source, self.generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            if not (total.requires_grad and torch.isfinite(total)):
+                break
             total.backward()
             self.optimizer.step()
         with torch.no_grad():
@@ -194,7 +207,9 @@ class OnlineAdapter:
         result = StepResult(loss=loss, parts={k: float(v) for k, v in parts.items()}, action="unchecked")
         if self.updates % cfg.guard_every:
             return result
-        verdict = self.guard.check(self.health(clip, loss))
+        sample = self.health(clip, loss)
+        sample.exposure_before, sample.exposure_after = before, self._exposure(clip)
+        verdict = self.guard.check(sample)
         result.action, result.reasons = verdict.action, verdict.reasons
         if verdict.ok:
             if verdict.action == "snapshot":

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 
 from perception.config import ConfigError
 
-PARAM_CHOICES = ("norm", "norm+adapters", "patterns")
+PARAM_CHOICES = ("input", "norm", "norm+adapters", "patterns")
 
 
 @dataclass
 class AdaptationConfig:
     enabled: bool = False
-    params: str = "norm+adapters"         # norm | norm+adapters | patterns
+    params: str = "input"                 # input | norm | norm+adapters | patterns
+    input_adapter: bool = True            # add an identity-initialised per-channel input affine (InputAffine)
+    first_norms: int = 0                  # params "input": the input affine and the first N norm layers
     param_patterns: str = ""              # comma-separated fnmatch patterns added to the choice above
-    lr: float = 1e-4                      # AdamW learning rate on the adapted subset
+    lr: float = 5e-2                      # AdamW learning rate on the adapted subset
     norm_stats_momentum: float = 0.0      # > 0: BN running statistics re-estimated on served frames
     weight_decay: float = 0.0
     ema_momentum: float = 0.99            # EMA teacher of the adapted subset (mean teacher, CoTTA)
@@ -36,18 +38,29 @@ class AdaptationConfig:
     train_height: int = 96
     clip_length: int = 3                  # frames per update: t, t+g, t+2g, ... with g drawn from gaps
     gaps: tuple[int, ...] = (1, 2, 4)
-    min_frames: int = 8                   # frames buffered before the first update
+    min_frames: int = 4                   # frames buffered before the first update
     # objective weights (0 switches a term off)
-    patch_weight: float = 1.0             # PatchInfoNCE between photometric views (student vs EMA teacher)
-    temporal_weight: float = 1.0          # contrastive random walk across the clip
-    anchor_weight: float = 1.0            # L2 of (adapted - source) on the subset, summed
-    collapse_weight: float = 0.1          # VICReg variance/covariance on pooled dense features
+    patch_weight: float = 0.0             # PatchInfoNCE between photometric views (student vs EMA teacher)
+    temporal_weight: float = 0.0          # contrastive random walk across the clip
+    anchor_weight: float = 0.01            # L2 of (adapted - source) on the subset, summed
+    collapse_weight: float = 0.0          # VICReg variance/covariance on pooled dense features
+    exposure_weight: float = 1.0          # luma mean / contrast of the adapted input into a band (ExposureLoss)
+    exposure_mean: float = 0.45
+    exposure_std: float = 0.2
+    exposure_mean_margin: float = 0.22
+    exposure_std_factor: float = 1.45
+    input_channels: int = 1               # InputAffine: 1 shared gain/bias (colour-preserving) or 3 per channel
+    align_weight: float = 0.0             # activation statistics vs the source's BN statistics (StatsAlignmentLoss)
+    align_margin: float = 0.6             # discrepancy clean footage stays within (no gradient below it)
+    align_units: int = 3                  # the last N conv+BN units of the local stream (0: all)
+    steps_per_update: int = 10             # optimizer steps on each sampled clip
     walk_grid: int = 6                    # dense maps are pooled to walk_grid x walk_grid nodes for the walk
     # guard (perception.adaptation.guard)
     guard_every: int = 1                  # check every N updates
     std_ratio_min: float = 0.5            # feature std below this fraction of the source's trips
     rank_ratio_min: float = 0.5           # effective rank below this fraction of the source's trips
-    drift_max: float = 0.35               # mean cosine distance adapted vs source features above this trips
+    drift_max: float = 0.98               # mean cosine distance adapted vs source features above this trips
+    exposure_tolerance: float = 0.05      # exposure objective may not rise by more than this in one update
     loss_rise_factor: float = 3.0         # EMA loss above this factor times its best value trips
     loss_ema: float = 0.9
     snapshot_every: int = 10              # good updates between snapshots
@@ -78,7 +91,9 @@ class AdaptationConfig:
                   ("norm_stats_momentum", 0.0 <= self.norm_stats_momentum <= 1.0), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
                   ("train_width", self.train_width >= 16), ("train_height", self.train_height >= 16),
                   ("snapshot_every", self.snapshot_every >= 1), ("max_trips", self.max_trips >= 1),
-                  ("guard_every", self.guard_every >= 1), ("gaps", bool(self.gaps) and min(self.gaps) >= 1)]
+                  ("guard_every", self.guard_every >= 1), ("steps_per_update", self.steps_per_update >= 1),
+                  ("first_norms", self.first_norms >= 0), ("align_margin", self.align_margin >= 0),
+                  ("align_units", self.align_units >= 0), ("gaps", bool(self.gaps) and min(self.gaps) >= 1)]
         for name, ok in checks:
             if not ok:
                 raise ConfigError(f"adaptation.{name}: invalid value {getattr(self, name)!r}")

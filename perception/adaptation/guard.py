@@ -10,6 +10,7 @@ watches three signals, each against the frozen source model on the same buffered
 | collapse: effective rank | adapted dense features (``effective_rank``, RankMe) | ``< rank_ratio_min * source`` |
 | drift | mean cosine distance adapted vs source features, per position | ``> drift_max`` |
 | loss trend | EMA of the adaptation loss (momentum ``loss_ema``) | ``> loss_rise_factor * best EMA`` |
+| exposure worsened | ``ExposureLoss`` of the adapted input on the update's clip, before vs after | ``after > before + exposure_tolerance`` |
 | non-finite | loss or features | NaN or inf |
 
 On a trip the adapter rolls back to the last good snapshot (taken every ``snapshot_every`` good updates; the
@@ -46,6 +47,8 @@ class HealthSample:
     effective_rank: float
     source_effective_rank: float
     drift: float
+    exposure_before: float = math.nan   # ExposureLoss of the clip with the weights before / after the update
+    exposure_after: float = math.nan
 
 
 @torch.no_grad()
@@ -94,6 +97,10 @@ class AdaptationGuard:
         if s.effective_rank < c.rank_ratio_min * s.source_effective_rank:
             reasons.append(f"collapse: effective rank {s.effective_rank:.3g} < {c.rank_ratio_min} x source "
                            f"{s.source_effective_rank:.3g}")
+        if (math.isfinite(s.exposure_before) and math.isfinite(s.exposure_after)
+                and s.exposure_after > s.exposure_before + c.exposure_tolerance):
+            reasons.append(f"exposure objective worsened by the update: {s.exposure_before:.4g} -> "
+                           f"{s.exposure_after:.4g} (tolerance {c.exposure_tolerance})")
         if s.drift > c.drift_max:
             reasons.append(f"drift: cosine distance to source {s.drift:.3g} > {c.drift_max}")
         self.loss_ema = s.loss if self.loss_ema is None else c.loss_ema * self.loss_ema + (1 - c.loss_ema) * s.loss

@@ -23,10 +23,15 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (nn.LayerNorm, nn.GroupNorm, nn.BatchN
 ADAPTER_PATTERNS = ("*adapter*", "*lora*", "*.ls1.*", "*.ls2.*", "*.ls1", "*.ls2")
 
 
-def _norm_names(model: nn.Module) -> set[str]:
+def _norm_names(model: nn.Module, first: int = -1) -> set[str]:
+    """Parameter names of the normalisation layers (the first ``first`` of them in module order when >= 0)."""
     names: set[str] = set()
+    count = 0
     for prefix, module in model.named_modules():
+        if first >= 0 and count >= first:
+            break
         if isinstance(module, NORM_TYPES) or type(module).__name__.endswith(("Norm", "Norm2d", "RMSNorm")):
+            count += 1
             for pname, _ in module.named_parameters(recurse=False):
                 names.add(f"{prefix}.{pname}" if prefix else pname)
     return names
@@ -36,17 +41,24 @@ def parse_patterns(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
-def select_parameters(model: nn.Module, choice: str = "norm", patterns: Iterable[str] = ()) -> dict[str, nn.Parameter]:
-    """The adapted subset of ``model`` in ``named_parameters`` order; raises naming the choice when it is empty."""
+def select_parameters(model: nn.Module, choice: str = "norm", patterns: Iterable[str] = (),
+                      first_norms: int = 1) -> dict[str, nn.Parameter]:
+    """The adapted subset of ``model`` in ``named_parameters`` order; raises naming the choice when it is empty.
+
+    ``"input"``: the input adapter (``input_adapter.*``) and the first ``first_norms`` normalisation layers (the
+    stem's BN in a dualstream encoder): the parameters that act on the photometry of the input."""
     patterns = list(patterns)
     wanted: set[str] = set()
     all_names = [n for n, _ in model.named_parameters()]
     if choice in ("norm", "norm+adapters"):
         wanted |= _norm_names(model)
-    if choice == "norm+adapters":
+    if choice == "input":
+        wanted |= _norm_names(model, first_norms)
+        patterns.append("input_adapter.*")
+    elif choice == "norm+adapters":
         patterns += list(ADAPTER_PATTERNS)
     elif choice not in ("norm", "patterns"):
-        raise ValueError(f"select_parameters: unknown choice {choice!r} (norm | norm+adapters | patterns)")
+        raise ValueError(f"select_parameters: unknown choice {choice!r} (input | norm | norm+adapters | patterns)")
     for pattern in patterns:
         wanted |= {n for n in all_names if fnmatch.fnmatchcase(n, pattern)}
     subset = {n: p for n, p in model.named_parameters() if n in wanted}

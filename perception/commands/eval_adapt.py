@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "full 854x480; 0.5 is about 10x faster on a 2-core CPU)")
     parser.add_argument("--encoder-scale", type=float, default=0.5, help="detect: encoder input scale (0.5)")
     parser.add_argument("--update-every", type=int, default=2, help="one adaptation update every N frames (2)")
+    parser.add_argument("--warmup-frames", type=int, default=20,
+                        help="unscored frames of the shifted stream each method sees first (0: none)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="AdaptationConfig override, e.g. lr=1e-4 or params=norm (repeatable)")
     parser.add_argument("--fps-frames", type=int, default=20, help="frames cycled through for fps (0: skip fps)")
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.task == "propagate":
         seqs = [s.strip() for s in args.seqs.split(",") if s.strip()]
         scores, details, per_shift = run_propagate(args.davis, seqs, source, shifts, methods, settings,
-                                                   args.max_frames, args.scale, log)
+                                                   args.max_frames, args.scale, log, args.warmup_frames)
         from perception.eval.davis import load_sequence  # noqa: PLC0415
         from perception.eval.adapt_tasks import scaled_sequence  # noqa: PLC0415
         fps_source = list(scaled_sequence(load_sequence(args.davis, seqs[0], args.fps_frames or 1), args.scale).frames)
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         head = fit_from_video(args.video, args.gt, 5, True, args.encoder, args.checkpoint,
                               encoder_scale=args.encoder_scale)
         scores, details, per_shift = run_detect(args.video, args.gt, source, head, shifts, methods, settings,
-                                                args.max_frames, args.encoder_scale, log)
+                                                args.max_frames, args.encoder_scale, log, args.warmup_frames)
         fps_source = [encoder_input(f, args.encoder_scale)[0].permute(1, 2, 0).mul(255).byte().numpy()
                       for f in read_video(args.video, args.fps_frames or 1)]
         metric = "AP50"

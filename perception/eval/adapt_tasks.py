@@ -52,10 +52,19 @@ def scaled_sequence(seq: DavisSequence, scale: float) -> DavisSequence:
     return DavisSequence(seq.name, frames, masks)
 
 
+def warm_up(stream: StreamModel, frames: Sequence[np.ndarray], count: int, scale_input=to_tensor) -> None:
+    """Stream the first ``count`` of ``frames`` (cycled) through ``stream`` unscored, then forget the streaming state:
+    the camera has been running under the condition for a while before the scored frames (what is adapted stays)."""
+    for i in range(count if frames else 0):
+        stream.encode(scale_input(frames[i % len(frames)]))
+    stream.reset_state()
+
+
 def run_propagate(root: str, names: Sequence[str], source: nn.Module, shifts: Sequence[str], methods: Sequence[str],
-                  settings: AdaptSettings, max_frames: int = 0, scale: float = 1.0, log: Log = print
-                  ) -> tuple[Scores, dict, Guard]:
-    """J&F (mean over sequences) of each method under each shift; the sequences run back to back as one stream."""
+                  settings: AdaptSettings, max_frames: int = 0, scale: float = 1.0, log: Log = print,
+                  warmup: int = 0) -> tuple[Scores, dict, Guard]:
+    """J&F (mean over sequences) of each method under each shift; the sequences run back to back as one stream,
+    after ``warmup`` unscored frames of the same shifted stream (``warm_up``)."""
     clean = [scaled_sequence(load_sequence(root, n, max_frames), scale) for n in names]
     params = PropagationParams(radius=max(1, int(round(PropagationParams().radius * scale))))
     scores: Scores = {}
@@ -67,6 +76,7 @@ def run_propagate(root: str, names: Sequence[str], source: nn.Module, shifts: Se
         for method in methods:
             started = time.time()
             stream = StreamModel(source, method, settings)
+            warm_up(stream, [f for q in seqs for f in q.frames], warmup)
             extractor = AdaptiveFeatures(stream, shift, log)
             per_seq = {s.name: evaluate_sequence(s, extractor, params) for s in seqs}
             jf = float(np.mean([r["JF"] for r in per_seq.values()]))
@@ -89,8 +99,8 @@ def encoder_input(image: np.ndarray, scale: float) -> torch.Tensor:
 
 
 def run_detect(video: str, gt: str, source: nn.Module, head: Any, shifts: Sequence[str], methods: Sequence[str],
-               settings: AdaptSettings, max_frames: int = 0, encoder_scale: float = 0.5, log: Log = print
-               ) -> tuple[Scores, dict, Guard]:
+               settings: AdaptSettings, max_frames: int = 0, encoder_scale: float = 0.5, log: Log = print,
+               warmup: int = 0) -> tuple[Scores, dict, Guard]:
     """AP50 of the few-shot person head on each method's features under each shift (gt frames 6.. scored)."""
     from perception.detection.fewshot_detector import FewShotDetector  # noqa: PLC0415 (heavy)
 
@@ -110,6 +120,7 @@ def run_detect(video: str, gt: str, source: nn.Module, head: Any, shifts: Sequen
             started = time.time()
             stream = StreamModel(source, method, settings)
             detector = FewShotDetector(cfg, head, min_score=0.02)
+            warm_up(stream, images, warmup, lambda f: encoder_input(f, encoder_scale))
             run = MethodRun()
             for i, image in enumerate(images):
                 dense = stream.encode(encoder_input(image, encoder_scale)).dense[0].float()

@@ -21,8 +21,12 @@ def tiny():
 
 
 def small_cfg(**overrides) -> AdaptationConfig:
+    """The self-supervised objective (patch, temporal, anchor, collapse) on norm+adapters, one step an update:
+    the general path; the exposure path (the default) has its own tests in test_exposure.py."""
     base = dict(enabled=True, buffer_size=8, min_frames=4, train_width=64, train_height=48, clip_length=3,
-                gaps=(1, 2), max_updates_per_s=0.0, compute_share=1.0, walk_grid=4)
+                gaps=(1, 2), max_updates_per_s=0.0, compute_share=1.0, walk_grid=4, params="norm+adapters",
+                input_adapter=False, lr=1e-4, patch_weight=1.0, temporal_weight=1.0, anchor_weight=1.0,
+                collapse_weight=0.1, exposure_weight=0.0, steps_per_update=1, drift_max=0.35)
     base.update(overrides)
     return AdaptationConfig(**base)
 

@@ -35,9 +35,10 @@ def guard(**kw) -> tuple[AdaptationGuard, Clock]:
     (healthy(effective_rank=9.9), "collapse: effective rank"),
     (healthy(drift=0.36), "drift"),
     (healthy(loss=float("nan")), "non-finite"),
+    (healthy(exposure_before=0.5, exposure_after=0.56), "exposure objective worsened"),
 ])
 def test_each_signal_trips(sample, reason):
-    g, _ = guard()
+    g, _ = guard(drift_max=0.35)
     assert g.check(healthy()).ok
     verdict = g.check(sample)
     assert not verdict.ok and verdict.action == "rollback" and verdict.reasons[0].startswith(reason)
@@ -45,8 +46,10 @@ def test_each_signal_trips(sample, reason):
 
 
 def test_thresholds_are_relative_to_the_source_and_inclusive_of_healthy_values():
-    g, _ = guard()
+    g, _ = guard(drift_max=0.35)
     assert g.check(healthy(feature_std=0.05, effective_rank=10.0, drift=0.35)).ok    # exactly at the limits
+    assert g.check(healthy(exposure_before=0.5, exposure_after=0.55)).ok              # within the tolerance
+    assert g.check(healthy(exposure_before=0.5, exposure_after=0.0)).ok               # improved
 
 
 def test_a_rising_loss_trips_against_the_best_ema():

@@ -1,0 +1,48 @@
+"""``ExposureLoss``: label-free exposure and contrast targets for the input adapter (``InputAffine``).
+
+The photometric shifts a camera meets (dusk, under-exposure, haze, low contrast; the ``lowlight``, ``fog`` and
+``lowcontrast`` shifts of ``perception.eval.shifts``) move the global luma mean and RMS contrast of every frame far
+outside the range of natural footage, while a change of scene hardly does: on DAVIS and vtest frames the luma mean
+stays in 0.43-0.64 and the contrast in 0.14-0.20, and under those shifts the contrast drops to 0.04-0.07. So the
+adapted input ``p' = InputAffine.pixel(p)`` of the buffered frames is pulled back into a band around a reference
+(the statistics of the ImageNet-normalised images the encoder expects: mean 0.45, contrast 0.2) with squared hinges,
+``relu(|ln(s / s_ref)| - ln(std_factor))^2 + (relu(|m - m_ref| - mean_margin) / s_ref)^2``, so footage within the
+band gets no gradient at all and an unshifted stream is served by the source model unchanged (the automatic
+exposure and gain control of a camera pipeline, made a differentiable test-time objective; cf. EATA's rule of
+updating only on samples that need it, Niu et al. 2022). It needs no forward pass of the network.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709
+
+
+class ExposureLoss(nn.Module):
+    """``forward(model, clip (T, 3, h, w) in [0, 1]) -> (loss, (mean, contrast))`` of the model's adapted input."""
+
+    def __init__(self, mean: float = 0.45, std: float = 0.2, mean_margin: float = 0.22,
+                 std_factor: float = 1.45) -> None:
+        super().__init__()
+        if not (std > 0 and std_factor >= 1 and mean_margin >= 0):
+            raise ValueError(f"ExposureLoss: need std > 0, std_factor >= 1, mean_margin >= 0; got {std}, "
+                             f"{std_factor}, {mean_margin}")
+        self.mean, self.std, self.mean_margin = float(mean), float(std), float(mean_margin)
+        self.log_factor = math.log(std_factor)
+
+    def forward(self, model: nn.Module, clip: torch.Tensor) -> tuple[torch.Tensor, tuple[float, float]]:  # type: ignore[override]
+        adapter = getattr(model, "input_adapter", None)
+        if adapter is None:
+            raise ValueError(f"ExposureLoss: {type(model).__name__} has no input_adapter "
+                             "(AdaptationConfig.input_adapter must be true for exposure_weight > 0)")
+        pixels = adapter.pixel(clip.float())
+        luma = (pixels * torch.tensor(LUMA, device=clip.device).view(1, 3, 1, 1)).sum(dim=1)
+        mean, contrast = luma.mean(), luma.std(unbiased=False).clamp_min(1e-6)
+        std_term = F.relu((contrast / self.std).log().abs() - self.log_factor).pow(2)
+        mean_term = (F.relu((mean - self.mean).abs() - self.mean_margin) / self.std).pow(2)
+        return std_term + mean_term, (float(mean.detach()), float(contrast.detach()))
