@@ -8,6 +8,9 @@ clock, so ``use_sim_time`` gives simulated stamps. Topic names are relative: nam
 camera_calibration YAML), scaled to the stream's resolution, or only width and height when there is none. The
 ``~/set_camera_info`` service (sensor_msgs/srv/SetCameraInfo, as ROS's cameracalibrator sends it) stores a new
 calibration in that file atomically and publishes it from the next frame on.
+
+``/diagnostics`` (every ``diagnostics_period_s``): the source's state -- streaming, a camera reconnecting after
+failed reads (WARN, with how long it has been down and the next attempt), ended, or failed (ERROR with the reason).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sensor_msgs.srv import SetCameraInfo
 from std_msgs.msg import Header
 
 from dualstream_perception.camera_info import CameraInfoManager
+from dualstream_perception.camera_status import source_diagnostic
 from dualstream_perception.conversions import rgb_to_compressed, rgb_to_image
+from dualstream_perception.diagnostics import diagnostic_array
 from dualstream_perception.node_config import CameraNodeConfig
 from dualstream_perception.params import ConfigParameters
 from dualstream_perception.qos import image_qos
@@ -45,6 +51,9 @@ class CameraNode(Node):
         self.compressed_pub = (self.create_publisher(CompressedImage, "image_raw/compressed", qos)
                                if cfg.publish_compressed else None)
         self.published = 0
+        self.state, self.error, self._source = "opening", "", None
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
         self.finished = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camera_publisher", daemon=True)
@@ -68,9 +77,11 @@ class CameraNode(Node):
         try:
             source = open_source(cfg.source)
         except Exception as exc:  # noqa: BLE001 - any failure to open is reported; the node stays up
-            self.get_logger().error(f"cannot open source '{cfg.source.uri}': {exc}")
+            self.state, self.error = "failed", f"cannot open source '{cfg.source.uri}': {exc}"
+            self.get_logger().error(self.error)
             self.finished.set()
             return
+        self._source, self.state = source, "streaming"
         self.get_logger().info(f"publishing {source.name} on {self.image_pub.topic_name}")
         self._wait_for_subscribers(cfg)
         try:
@@ -78,13 +89,22 @@ class CameraNode(Node):
                 if self._stop.is_set() or (cfg.max_frames and self.published >= cfg.max_frames):
                     break
                 self._publish(frame.image, cfg)
+            self.state = "ended"
         except Exception as exc:  # noqa: BLE001 - a failing source ends publishing with a clear log, not a crash
-            self.get_logger().error(f"source failed after {self.published} frames: {type(exc).__name__}: {exc}")
+            self.state, self.error = "failed", f"after {self.published} frames: {type(exc).__name__}: {exc}"
+            self.get_logger().error(f"source failed {self.error}")
         finally:
             source.close()
             self.get_logger().info(f"source ended after {self.published} frames")
             self._write_stats(cfg)
             self.finished.set()
+
+    def _publish_diagnostics(self) -> None:
+        status = getattr(self._source, "status", None)
+        level, message, values = source_diagnostic(self.state, self.published, status() if status else None,
+                                                   self.error)
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{self.get_name()}: source",
+                                               self.get_fully_qualified_name(), level, message, values))
 
     def _write_stats(self, cfg: CameraNodeConfig) -> None:
         if not cfg.stats_path:

@@ -30,6 +30,7 @@ class CameraNodeConfig:
     exit_at_end: bool = False  # shut the node down when a finite source ends (no loop)
     max_frames: int = 0  # 0: no limit
     camera_info_url: str = ""  # calibration YAML (file://, package:// or a path); empty: uncalibrated camera_info
+    diagnostics_period_s: float = 1.0  # /diagnostics: the source's state (streaming, reconnecting, ended, failed)
 
 
 @dataclass

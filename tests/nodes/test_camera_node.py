@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
@@ -93,3 +94,31 @@ def test_a_missing_file_is_reported_and_the_node_survives(ros, wait_for):
     camera = _camera(ros, **{"source.uri": "/nonexistent/clip.mp4", "wait_for_subscribers": 0})
     assert wait_for(camera.finished.is_set, timeout=5.0)
     assert camera.published == 0
+
+
+def _diagnostics(ros, name: str):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    node = ros.add(rclpy_node(ros, name))
+    seen = []
+    node.create_subscription(DiagnosticArray, "/diagnostics",
+                             lambda m: seen.extend(s for s in m.status if s.name.endswith(": source")), 10)
+    return seen
+
+
+def test_source_state_is_in_diagnostics(ros, wait_for):
+    seen = _diagnostics(ros, "diag_listener")
+    _camera(ros, **{"wait_for_subscribers": 0, "diagnostics_period_s": 0.2, "source.rate_hz": 10.0})
+    assert wait_for(lambda: any(s.message == "streaming" for s in seen), timeout=10.0)
+    assert wait_for(lambda: any(s.message.startswith("source ended after 15 frames") for s in seen), timeout=10.0)
+    ok = [s for s in seen if s.message == "streaming"][0]
+    assert ok.level == DiagnosticStatus.OK and {kv.key: kv.value for kv in ok.values}["state"] == "streaming"
+
+
+def test_a_source_that_cannot_open_is_an_error_diagnostic(ros, wait_for):
+    seen = _diagnostics(ros, "diag_listener_err")
+    camera = _camera(ros, **{"source.uri": "/nonexistent/clip.mp4", "wait_for_subscribers": 0,
+                             "diagnostics_period_s": 0.2})
+    assert wait_for(lambda: any(s.level == DiagnosticStatus.ERROR for s in seen), timeout=10.0)
+    error = [s for s in seen if s.level == DiagnosticStatus.ERROR][0]
+    assert "cannot open source '/nonexistent/clip.mp4'" in error.message and camera.state == "failed"
