@@ -52,12 +52,12 @@ def test_detect_slice(shared_data, tmp_path):
     out = tmp_path / "adapt.json"
     code = main(["eval", "adapt", "--task", "detect", "--video", str(shared_data / "videos" / "vtest.avi"),
                  "--gt", str(shared_data / "mot15" / "PETS09-S2L1" / "gt" / "gt.txt"), "--max-frames", "6",
-                 "--encoder-scale", "0.25", "--shifts", "noise", "--methods", "frozen,unstable", "--json", str(out),
+                 "--encoder-scale", "0.25", "--shifts", "lowlight", "--methods", "frozen,unstable", "--json", str(out),
                  *FAST])
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["metric"] == "AP50" and set(report["shifts"]["noise"]) == {"frozen", "unstable"}
-    assert all(0.0 <= v <= 1.0 for v in report["shifts"]["noise"].values())
+    assert report["metric"] == "AP50" and set(report["shifts"]["lowlight"]) == {"frozen", "unstable"}
+    assert all(0.0 <= v <= 1.0 for v in report["shifts"]["lowlight"].values())
     assert report["guard"]["unstable"]["rollbacks"] + report["guard"]["unstable"]["trips"] > 0
     assert report["summary"] is None and report["fps"]["ratio"] > 0
 
