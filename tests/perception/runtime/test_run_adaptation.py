@@ -33,7 +33,10 @@ def test_run_adapts_online_saves_the_state_and_reports_it(tmp_path, capsys):
                  "--set", "adaptation.buffer_size=8", "--set", "adaptation.min_frames=4",
                  "--set", "adaptation.train_width=64", "--set", "adaptation.train_height=48",
                  "--set", "adaptation.walk_grid=4", "--set", "adaptation.max_updates_per_s=0",
-                 "--set", "adaptation.compute_share=1.0"])
+                 "--set", "adaptation.compute_share=1.0",
+                 # the self-supervised path (the exposure default pulls the synthetic scene out of its contrast)
+                 "--set", "adaptation.params=norm", "--set", "adaptation.exposure_weight=0",
+                 "--set", "adaptation.temporal_weight=1.0", "--set", "adaptation.lr=0.0001"])
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "result.json").read_text())
     assert result["frames_processed"] >= 30
