@@ -31,14 +31,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
-from vision_msgs.msg import Detection2DArray
 
 from dualstream_perception.camera_info import msg_to_camera_info_fields
-from dualstream_perception.conversions import (compressed_to_rgb, detections_to_msg, features_to_image,
-                                               image_to_rgb, rgb_to_image, stamp_to_ns)
+from dualstream_perception.conversions import compressed_to_rgb, image_to_rgb, stamp_to_ns
 from dualstream_perception.diagnostics import diagnostic_array
 from dualstream_perception.node_config import PerceptionNodeConfig
 from dualstream_perception.params import ConfigParameters
+from dualstream_perception.perception_outputs import PerceptionOutputs
 from dualstream_perception.qos import image_qos
 from dualstream_perception.spin import run_node
 from perception.adaptation import OnlineAdapter, attach_online_adapter
@@ -77,10 +76,8 @@ class PerceptionNode(Node):
         self.create_service(Trigger, "~/adaptation/reset", self._on_adaptation_reset)
         self.create_service(Trigger, "~/adaptation/snapshot", self._on_adaptation_snapshot)
         qos = image_qos(cfg.qos.reliability, cfg.qos.depth)
-        self.det_pub = self.create_publisher(Detection2DArray, "detections", qos)
-        self.feat_pub = self.create_publisher(Image, "features", qos)
-        self.pca_pub = self.create_publisher(Image, "features/pca", qos)
-        self.debug_pub = self.create_publisher(Image, "debug/image", qos)
+        self.outputs = PerceptionOutputs(self, qos)
+        self.det_pub = self.outputs.detections
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         if cfg.input_transport == "compressed":
             self.sub = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos)
@@ -176,14 +173,7 @@ class PerceptionNode(Node):
             self.processing.tick((time.monotonic() - received_at) * 1000.0)
 
     def _publish(self, result, header) -> None:
-        runtime = self.params.config.runtime
-        self.det_pub.publish(detections_to_msg(result.detections, header))
-        if runtime.publish_features and result.features is not None:
-            self.feat_pub.publish(features_to_image(result.features, header))
-        if runtime.publish_pca and result.pca is not None:
-            self.pca_pub.publish(rgb_to_image(result.pca, header))
-        if runtime.publish_debug and result.overlay is not None:
-            self.debug_pub.publish(rgb_to_image(result.overlay, header))
+        self.outputs.publish(result, header, self.params.config.runtime)
 
     def _apply_config(self, cfg: PerceptionNodeConfig) -> None:
         self.perceiver.update_detector(cfg.detector)

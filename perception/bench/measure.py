@@ -89,18 +89,6 @@ class Stopwatch:
 
 def read_rgb_frames(video: str, max_frames: int = 0) -> Iterator[np.ndarray]:
     """``(H, W, 3)`` uint8 RGB frames of ``video`` (OpenCV), at most ``max_frames`` (0: all)."""
-    import cv2  # noqa: PLC0415
+    from perception.io.opencv_video import read_video  # noqa: PLC0415
 
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise FileNotFoundError(f"bench: cannot open video '{video}'")
-    try:
-        count = 0
-        while not max_frames or count < max_frames:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            count += 1
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
+    return read_video(video, max_frames)

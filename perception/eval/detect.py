@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -29,29 +29,13 @@ from perception.eval.baselines import (GreedyIoUTracker, HogParams, Mog2Detector
                                        hog_scale_for)
 from perception.eval.detection_metrics import (detection_summary, fp_per_frame_at_recall, match_detections,
                                                pr_curve)
+from perception.io.opencv_video import read_video  # noqa: F401 (re-exported: eval detect's reader)
 from perception.eval.mot import FrameTruth, load_mot_gt, tracking_metrics
 
 METHODS = ("fewshot", "discovery", "hog", "mog2")
 UNSCORED_FRAMES = 5  # gt frames 1..5 are never scored (their labels may train a few-shot head)
 FrameDets = tuple[np.ndarray, np.ndarray]
 Log = Callable[[str], None]
-
-
-def read_video(path: str | Path, max_frames: int = 0) -> Iterator[np.ndarray]:
-    """Decoded RGB frames of ``path`` in order (OpenCV/FFmpeg), at most ``max_frames`` (0: all)."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise FileNotFoundError(f"video {path} cannot be opened")
-    count = 0
-    try:
-        while not max_frames or count < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            count += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
 
 
 def video_length(path: str | Path) -> int:

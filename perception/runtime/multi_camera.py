@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from perception.detection.detector import build_detector
@@ -35,7 +34,6 @@ from perception.runtime.device import autocast
 from perception.runtime.perceiver import Perceiver, StreamState
 from perception.runtime.preprocess import Preprocessed
 from perception.runtime.result import PerceptionResult
-from perception.runtime.visualize import draw_overlay
 
 _STATE_TENSORS = ("memory", "global_tokens", "global_cls")
 
@@ -158,20 +156,7 @@ class MultiCameraPerceiver:
 
     def _finish(self, frame: Frame, pre: Preprocessed, output: EncoderOutput, i: int, state: StreamState,
                 timings: dict[str, float]) -> PerceptionResult:
-        runtime = self.perceiver.cfg.runtime
         t = time.perf_counter()
-        dense = output.dense[i].float()  # (C, h, w)
-        features = np.ascontiguousarray(dense.permute(1, 2, 0).cpu().numpy())
-        embedding = output.global_embedding[i].float().cpu().numpy()
-        keyframe = bool(output.keyframe[i]) if output.keyframe is not None else False
-        found = state.detector.detect(pre.image, torch.from_numpy(features).permute(2, 0, 1))
-        detections = Perceiver._to_input_pixels(found, pre.scale_x, pre.scale_y, frame.width, frame.height)
-        timings["detection"], t2 = (time.perf_counter() - t) * 1000.0, time.perf_counter()
-        pca = state.pca(dense) if runtime.publish_pca else None
-        overlay = draw_overlay(frame.image, detections) if runtime.publish_debug else None
-        timings["visualise"] = (time.perf_counter() - t2) * 1000.0
+        result = self.perceiver.heads(frame, pre, output, i, state, timings)
         timings["total"] = timings["preprocess"] + timings["encoder"] + (time.perf_counter() - t) * 1000.0
-        state.frames += 1
-        return PerceptionResult(stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, seq=frame.seq,
-                                detections=detections, features=features, pca=pca,
-                                overlay=overlay, global_embedding=embedding, keyframe=keyframe, timings_ms=timings)
+        return result

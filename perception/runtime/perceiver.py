@@ -35,11 +35,11 @@ import torch
 from perception.config import ConfigError, DetectorConfig
 from perception.detection.types import Detections
 from perception.io.frame import Frame
-from perception.models.types import EncoderState
+from perception.models.types import EncoderOutput, EncoderState
 from perception.runtime.blas import single_threaded_blas
 from perception.runtime.device import autocast, resolve_device, resolve_precision, set_threads
 from perception.runtime.model_loading import load_encoder
-from perception.runtime.preprocess import Preprocessor, scale_boxes_to_input
+from perception.runtime.preprocess import Preprocessed, Preprocessor, scale_boxes_to_input
 from perception.runtime.result import PerceptionResult
 from perception.runtime.visualize import FeaturePCA, draw_overlay
 
@@ -164,7 +164,6 @@ class Perceiver:
             return self._process(frame, self._stream(stream), adapt)
 
     def _process(self, frame: Frame, state: StreamState, adapt: bool = False) -> PerceptionResult:
-        runtime = self.cfg.runtime
         timings: dict[str, float] = {}
         t0 = t = time.perf_counter()
 
@@ -178,12 +177,22 @@ class Perceiver:
             output, state.encoder = self.encoder.encode(pre.tensor, state.encoder)
         if adapt:
             self.adapter.after_frame(pre.tensor, output)
-        dense = output.dense[0].float()  # (C, h, w)
-        features = np.ascontiguousarray(dense.permute(1, 2, 0).cpu().numpy())  # (h, w, C) float32
-        keyframe = bool(output.keyframe[0]) if output.keyframe is not None else False
-        embedding = output.global_embedding[0].float().cpu().numpy()
-        timings["encoder"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
+        timings["encoder"] = (time.perf_counter() - t) * 1000.0
+        result = self.heads(frame, pre, output, 0, state, timings)
+        timings["total"] = (time.perf_counter() - t0) * 1000.0
+        return result
 
+    def heads(self, frame: Frame, pre: Preprocessed, output: EncoderOutput, index: int, state: StreamState,
+              timings: dict[str, float]) -> PerceptionResult:
+        """Item ``index`` of an encoder ``output`` batch -> the frame's result: dense features, detections (in the
+        input frame's pixels, with ``state``'s tracker), PCA and overlay when asked for. Adds the ``detection`` and
+        ``visualise`` timings; the caller sets ``total``. Shared by ``process`` and the multi-camera batch."""
+        runtime = self.cfg.runtime
+        t = time.perf_counter()
+        dense = output.dense[index].float()  # (C, h, w)
+        features = np.ascontiguousarray(dense.permute(1, 2, 0).cpu().numpy())  # (h, w, C) float32
+        keyframe = bool(output.keyframe[index]) if output.keyframe is not None else False
+        embedding = output.global_embedding[index].float().cpu().numpy()
         with single_threaded_blas():  # small matrices: BLAS threads only spin (perception.runtime.blas)
             found = state.detector.detect(pre.image, torch.from_numpy(features).permute(2, 0, 1))
         detections = self._to_input_pixels(found, pre.scale_x, pre.scale_y, frame.width, frame.height)
@@ -192,7 +201,6 @@ class Perceiver:
         pca = state.pca(dense) if runtime.publish_pca else None
         overlay = draw_overlay(frame.image, detections) if runtime.publish_debug else None
         timings["visualise"] = (time.perf_counter() - t) * 1000.0
-        timings["total"] = (time.perf_counter() - t0) * 1000.0
         state.frames += 1
         return PerceptionResult(
             stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, seq=frame.seq, detections=detections,

@@ -28,6 +28,7 @@ import torch
 
 from perception.io.folder import list_images, read_rgb
 from perception.io.frame import SourceError
+from perception.io.opencv_video import read_video
 from perception.train.config import DataConfig
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -52,17 +53,10 @@ def _pyav_available() -> bool:
 
 def _opencv_frames(path: Path) -> Iterator[np.ndarray]:
     """Every decodable frame of a video through OpenCV (RGB), stopping at the first that fails to decode."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise SourceError(f"{path}: cannot read as a video (OpenCV)")
     try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
+        yield from read_video(path)
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: cannot read as a video (OpenCV)") from exc
 
 
 def count_video_frames(path: Path) -> int:
