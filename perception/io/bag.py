@@ -18,6 +18,7 @@ from rosbags.rosbag2.errors import ReaderError
 from rosbags.serde.errors import SerdeError
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 
+from perception.io.bag_path import is_bag  # noqa: F401 (re-exported)
 from perception.io.frame import Frame, SourceError
 from perception.io.image_codec import ImageDecodeError, decode_compressed, decode_image
 
@@ -26,14 +27,6 @@ log = logging.getLogger(__name__)
 RAW_IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (RAW_IMAGE, COMPRESSED_IMAGE)
-
-
-def is_bag(path: str | Path) -> bool:
-    """A rosbag2 folder (has ``metadata.yaml``) or a bare ``.mcap``/``.db3`` storage file."""
-    path = Path(path)
-    if path.is_dir():
-        return (path / "metadata.yaml").is_file()
-    return path.is_file() and path.suffix in (".mcap", ".db3")
 
 
 def message_to_rgb(msg: Any, msgtype: str) -> np.ndarray:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from perception.io.bag_path import is_bag
 from perception.io.folder import list_images, read_rgb
 from perception.io.frame import SourceError
 from perception.io.opencv_video import read_video
@@ -169,7 +170,7 @@ def open_recording(path: str | Path, cfg: DataConfig) -> ClipSource:
     path = Path(path)
     if not path.exists():
         raise SourceError(f"data path {path}: no such file or folder")
-    if (path / "metadata.yaml").is_file() or (path.is_file() and path.suffix in (".mcap", ".db3")):  # is_bag
+    if is_bag(path):
         return BagClipSource(path, cfg.bag_topic, cfg.max_bag_frames)
     if path.is_dir():
         return FolderClipSource(path)
