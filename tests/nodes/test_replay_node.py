@@ -78,9 +78,12 @@ def test_scaled_timing_and_clock(ros, tmp_path):
     bag = _bag(tmp_path / "bag", frames=20, period_ns=100_000_000)  # 1.9 s of bag time
     probe = ros.add(rclpy.node.Node("probe", context=ros.context))
     images, clocks = [], []
-    probe.create_subscription(Image, "/cam/image", lambda m: images.append(time.monotonic()), image_qos("reliable", 10))
+    # A deep reader history: a loaded CI machine can stall the probe's executor for a few frames, and a keep-last
+    # reader of depth 10 would then overwrite samples that the replay did send (CI once saw 18 of 20).
+    probe.create_subscription(Image, "/cam/image", lambda m: images.append(time.monotonic()), image_qos("reliable", 100))
     probe.create_subscription(Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec), 100)
-    proc = _replay(ros, tmp_path, bag, rate=2.0, topics=["/cam/image"], clock_hz=50.0)
+    # start_delay: the replay sees the probe's reader before the probe has matched the replay's writer
+    proc = _replay(ros, tmp_path, bag, rate=2.0, topics=["/cam/image"], clock_hz=50.0, start_delay_s=1.5)
     try:
         assert proc.wait(timeout=60) == 0, "\n".join(proc.lines[-10:])
     finally:
