@@ -84,21 +84,22 @@ class ObjectDiscovery:
         background = None
         if self.last_score_map is not None and self.last_score_map.shape == (gh, gw):
             background = self.last_score_map < 0.5 * self.cfg.score_threshold
-        saliency, white = self.saliency(grid, background)
-        saliency = _replicate_border(saliency, self.cfg.saliency_border)
-        if self.cfg.saliency_smooth > 1:  # single noisy cells are not objects
-            saliency = cv2.blur(saliency, (self.cfg.saliency_smooth,) * 2)
         evidence = self.motion.update(image)
         if evidence is not None and self.background is not None:  # still camera: whole silhouettes, paused objects
             still = self.background.update(image, self.motion.transform)
             if still is not None and self.frames_still >= STILL_SETTLE:
                 self.frames_still += 1
+                self.saliency.observe(grid, background)  # the scene statistics follow; no saliency map needed
                 return self._still_objects(still, (width, height))
             self.frames_still = 0 if still is None else self.frames_still + 1
             if still is not None:
                 if still.shape != evidence.shape:
                     still = cv2.resize(still, evidence.shape[::-1], interpolation=cv2.INTER_NEAREST)
                 evidence = np.maximum(evidence, still)
+        saliency, white = self.saliency(grid, background)
+        saliency = _replicate_border(saliency, self.cfg.saliency_border)
+        if self.cfg.saliency_smooth > 1:  # single noisy cells are not objects
+            saliency = cv2.blur(saliency, (self.cfg.saliency_smooth,) * 2)
         motion = np.zeros_like(saliency)
         if evidence is not None:
             motion = np.clip(2.0 * cv2.resize(evidence, (gw, gh), interpolation=cv2.INTER_AREA), 0, 1)

