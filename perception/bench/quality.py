@@ -26,7 +26,8 @@ SETTINGS = ("fast", "every_frame")
 
 def schedule_configs(cfg: Any) -> dict[str, Any]:
     """``{"fast": cfg, "every_frame": cfg with the global stream on every frame at full resolution}``."""
-    every = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, global_every=1, global_scale=1.0))
+    every = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, global_every=1, global_scale=1.0,
+                                                                 global_stages=1))
     return {"fast": cfg, "every_frame": every}
 
 

@@ -5,7 +5,15 @@ Streaming: ``encode(frames, state) -> (EncoderOutput, EncoderState)``. The state
 none itself, so one model serves several cameras and a replay is deterministic. Frame ``state.frame_index`` is a
 keyframe when ``frame_index % global_every == 0`` or there are no global tokens yet; the global stream then runs
 at ``global_scale`` times the frame resolution and updates the memory tokens; between keyframes the last global
-tokens and memory are reused. The returned state holds tensors as computed (with their autograd graph when
+tokens and memory are reused.
+
+``global_stages = S > 1`` (at most ``global_every``) spreads each keyframe's global-stream run over S frames
+instead of one: the keyframe starts it (patch embedding and the first blocks), the next S - 1 frames run the
+following blocks, and the last of them swaps the new tokens and memory in. Every frame then costs about the same
+(the local stream, the fusion and 1/S of the ViT) where a keyframe used to cost a whole ViT more, which is what a
+30 Hz latest-only consumer needs; the price is that fused features use global context S - 1 frames older. The
+very first frame of a stream has no tokens to fall back on, so its run is never staged. ``output.keyframe`` marks
+the frame whose fusion first uses new global tokens (the keyframe itself when S is 1). The returned state holds tensors as computed (with their autograd graph when
 grads are on: use ``detach_state`` between steps of truncated back-propagation through time).
 
 Inputs are ``(B, 3, H, W)`` floats in [0, 1] (RGB), normalised here with the ImageNet mean/std that DINOv2 uses.
@@ -24,7 +32,7 @@ from torch import nn
 from perception.models.fusion import Fusion
 from perception.models.global_stream import GlobalStream, GlobalTokens
 from perception.models.local_stream import LocalStream
-from perception.models.types import EncoderOutput, EncoderState
+from perception.models.types import EncoderOutput, EncoderState, GlobalJob
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,9 +43,10 @@ def detach_state(state: EncoderState) -> EncoderState:
     def cut(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t.detach()
 
+    pending = None if state.pending is None else dataclasses.replace(state.pending, tokens=cut(state.pending.tokens))
     return dataclasses.replace(
         state, memory=cut(state.memory), global_tokens=cut(state.global_tokens), global_cls=cut(state.global_cls),
-        extra=dict(state.extra),
+        extra=dict(state.extra), pending=pending,
     )
 
 
@@ -55,25 +64,36 @@ class DualStreamEncoder(nn.Module):
         fusion: Fusion,
         global_every: int = 4,
         global_scale: float = 0.5,
+        global_stages: int = 1,
     ) -> None:
         super().__init__()
         self.local_stream = local_stream
         self.global_stream = global_stream
         self.fusion = fusion
-        self.set_schedule(global_every, global_scale)
+        self.set_schedule(global_every, global_scale, global_stages)
         self.out_channels = fusion.out_dim
         self.embed_dim = fusion.embed_dim
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def set_schedule(self, global_every: int, global_scale: float) -> None:
-        """Run the global stream every ``global_every`` frames at ``global_scale`` times the frame resolution."""
+    def set_schedule(self, global_every: int, global_scale: float, global_stages: int | None = None) -> None:
+        """Run the global stream every ``global_every`` frames at ``global_scale`` times the frame resolution, each
+        run spread over ``global_stages`` frames (None keeps the current setting)."""
         if int(global_every) != global_every or global_every < 1:
             raise ValueError(f"global_every must be an integer >= 1, got {global_every!r}")
         if not 0.0 < global_scale <= 4.0:
             raise ValueError(f"global_scale must be in (0, 4], got {global_scale!r}")
+        stages = getattr(self, "global_stages", 1) if global_stages is None else global_stages
+        if int(stages) != stages or not 1 <= stages <= global_every:
+            raise ValueError(f"global_stages must be an integer in [1, global_every={global_every}], got {stages!r}")
         self.global_every = int(global_every)
         self.global_scale = float(global_scale)
+        self.global_stages = int(stages)
+
+    def stage_blocks(self, stage: int) -> int:
+        """ViT blocks run at ``stage`` (0-based) of a staged run: the depth split as evenly as the stages allow."""
+        depth, stages = self.global_stream.depth, self.global_stages
+        return depth // stages + (1 if stage < depth % stages else 0)
 
     def init_state(self, batch: int = 1) -> EncoderState:
         """State of ``batch`` cameras before their first frame (no history: the first frame is a keyframe)."""
@@ -119,10 +139,11 @@ class DualStreamEncoder(nn.Module):
         x = self.normalise(frames)
         keyframe = self.is_keyframe(state)
         local = self._local(x)
-        if keyframe:
+        pending = None
+        if keyframe and (self.global_stages == 1 or state.global_tokens is None):
             run = self.global_stream(x, state.memory, self.global_scale)
         else:
-            run = GlobalTokens(state.global_cls, state.global_tokens, state.global_grid, state.memory)
+            run, pending, keyframe = self._staged(x, state, keyframe)
         dense, embedding = self.fusion(local, run.patches, run.grid, run.memory, run.cls)
         batch = frames.shape[0]
         output = EncoderOutput(
@@ -139,8 +160,22 @@ class DualStreamEncoder(nn.Module):
             global_cls=run.cls,
             frame_index=state.frame_index + 1,
             extra=dict(state.extra),
+            pending=pending,
         )
         return output, new_state
+
+    def _staged(self, x: torch.Tensor, state: EncoderState, keyframe: bool) -> tuple[GlobalTokens, GlobalJob | None, bool]:
+        """One frame's share of a staged global run: ``(tokens for this frame's fusion, job still running, whether
+        the tokens are new)``. A keyframe starts a job (a job left unfinished by a skipped schedule is dropped)."""
+        old = GlobalTokens(state.global_cls, state.global_tokens, state.global_grid, state.memory)
+        job = self.global_stream.start(x, self.global_scale) if keyframe else state.pending
+        if job is None:
+            return old, None, False
+        stage = state.frame_index % self.global_every
+        job = self.global_stream.advance(job, self.stage_blocks(stage))
+        if job.done < self.global_stream.depth:
+            return old, job, False
+        return self.global_stream.finish(job, state.memory), None, True
 
     def forward(self, frames: torch.Tensor) -> EncoderOutput:
         """Single-frame encode from a fresh state (the global stream runs): the training entry point."""

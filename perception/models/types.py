@@ -26,12 +26,23 @@ class EncoderOutput:
 
 
 @dataclass
+class GlobalJob:
+    """A global-stream run in progress (staged over several frames): ``tokens (B, 1 + R + N, D)`` after the first
+    ``done`` ViT blocks, on the patch grid ``grid`` (h, w)."""
+
+    tokens: torch.Tensor
+    grid: tuple[int, int]
+    done: int = 0
+
+
+@dataclass
 class EncoderState:
     """Explicit streaming state of one or more cameras (batch dimension B). ``None`` fields mean "no history".
 
     memory: ``(B, M, D_global)`` memory tokens carried through time.
     global_tokens: ``(B, N, D_global)`` the last global patch tokens, with their grid ``(h, w)``.
     frame_index: frames seen so far (decides keyframes).
+    pending: a staged global-stream run started at the last keyframe and not finished yet (``global_stages > 1``).
     """
 
     memory: torch.Tensor | None = None
@@ -40,3 +51,4 @@ class EncoderState:
     global_cls: torch.Tensor | None = None
     frame_index: int = 0
     extra: dict = field(default_factory=dict)
+    pending: GlobalJob | None = None

@@ -32,6 +32,7 @@ def build_dualstream(
     fusion_query_pool: int = 1,
     global_every: int = 4,
     global_scale: float = 0.5,
+    global_stages: int = 1,
 ) -> DualStreamEncoder:
     """Wire the streams: ``embed_dim`` defaults to the ViT's width."""
     vit = vit_fn(num_register_tokens=num_register_tokens)
@@ -41,7 +42,7 @@ def build_dualstream(
         local.out_channels, vit.embed_dim, out_channels, embed_dim or vit.embed_dim,
         attn_dim=fusion_dim, num_heads=fusion_heads, query_pool=fusion_query_pool,
     )
-    return DualStreamEncoder(local, GlobalStream(vit, memory), fusion, global_every, global_scale)
+    return DualStreamEncoder(local, GlobalStream(vit, memory), fusion, global_every, global_scale, global_stages)
 
 
 def _variant(vit_fn: Callable[..., VisionTransformer], **defaults) -> Callable[..., DualStreamEncoder]:

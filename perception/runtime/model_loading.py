@@ -74,7 +74,14 @@ def load_encoder(cfg: EncoderConfig, device: torch.device | str = "cpu", seed: i
 
 
 def apply_streaming_settings(model: nn.Module, cfg: EncoderConfig) -> None:
-    """Set keyframe interval and global-stream scale from the config, validated as the encoder does."""
+    """Set keyframe interval, global-stream scale and stages from the config, validated as the encoder does."""
+    stages = int(getattr(cfg, "global_stages", 1))
+    if hasattr(model, "set_schedule"):
+        try:
+            model.set_schedule(cfg.global_every, cfg.global_scale, stages)
+        except ValueError as exc:
+            raise ValueError(f"encoder: {exc}") from exc
+        return
     if cfg.global_every < 1:
         raise ValueError(f"encoder.global_every must be >= 1, got {cfg.global_every}")
     if not 0.0 < cfg.global_scale <= 4.0:

@@ -21,6 +21,7 @@ floating-point summation order (tested: features within 1e-4, same boxes and tra
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from typing import Any, Mapping, Sequence
@@ -43,8 +44,11 @@ def stack_states(states: Sequence[EncoderState]) -> EncoderState:
     first = states[0]
     fields = {name: None if getattr(first, name) is None else torch.cat([getattr(s, name) for s in states])
               for name in _STATE_TENSORS}
+    pending = None
+    if first.pending is not None:
+        pending = dataclasses.replace(first.pending, tokens=torch.cat([s.pending.tokens for s in states]))
     return EncoderState(global_grid=first.global_grid, frame_index=first.frame_index,
-                        extra={**first.extra, "batch": len(states)}, **fields)
+                        extra={**first.extra, "batch": len(states)}, pending=pending, **fields)
 
 
 def split_state(state: EncoderState, previous: Sequence[EncoderState | None]) -> list[EncoderState]:
@@ -55,16 +59,21 @@ def split_state(state: EncoderState, previous: Sequence[EncoderState | None]) ->
                   for name in _STATE_TENSORS}
         index = (prev.frame_index if prev is not None else 0) + 1
         extra = {**(prev.extra if prev is not None else {}), "batch": 1}
-        out.append(EncoderState(global_grid=state.global_grid, frame_index=index, extra=extra, **fields))
+        pending = None
+        if state.pending is not None:
+            pending = dataclasses.replace(state.pending, tokens=state.pending.tokens[i:i + 1])
+        out.append(EncoderState(global_grid=state.global_grid, frame_index=index, extra=extra, pending=pending,
+                                **fields))
     return out
 
 
 def group_key(encoder: Any, state: EncoderState | None, tensor: torch.Tensor) -> tuple:
     """What must agree between cameras encoded in one call."""
     if state is None:
-        return tuple(tensor.shape[1:]), False, None, True
+        return tuple(tensor.shape[1:]), False, None, True, None
     keyframe = bool(encoder.is_keyframe(state))
-    return tuple(tensor.shape[1:]), True, state.global_grid, keyframe
+    stage = None if state.pending is None else (state.pending.grid, state.pending.done)  # staged global runs
+    return tuple(tensor.shape[1:]), True, state.global_grid, keyframe, stage
 
 
 class MultiCameraPerceiver:

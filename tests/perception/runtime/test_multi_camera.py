@@ -121,3 +121,19 @@ def test_three_cameras_hold_one_model_in_gpu_memory():
     param_bytes = sum(p.numel() * p.element_size() for p in multi.encoder.parameters())
     assert param_bytes <= weights < 1.5 * param_bytes  # one set of weights, not three
     assert dict(multi.batches) == {3: 4}
+
+
+def test_staged_global_runs_batch_like_each_camera_alone(one_torch_thread):
+    cfg = load_config(None, ["encoder.name=dualstream_tiny", "encoder.global_every=4", "encoder.global_stages=2",
+                             "runtime.device=cpu", "runtime.precision=fp32", "runtime.warmup_frames=0",
+                             "runtime.publish_debug=false"])
+    perceiver = Perceiver(cfg)
+    clips = scenes(9)
+    multi = MultiCameraPerceiver(perceiver, CAMERAS, align_keyframes=False)
+    for k in range(9):
+        results = multi.process({cam: clips[cam][k] for cam in CAMERAS})
+        for cam in CAMERAS:
+            alone = perceiver.process(clips[cam][k], stream=cam)
+            assert results[cam].keyframe == alone.keyframe == (k in (0, 5))
+            assert np.abs(results[cam].features - alone.features).max() < 1e-4
+    assert dict(multi.batches) == {3: 9}  # the pending runs stay in step, so every frame is one batch

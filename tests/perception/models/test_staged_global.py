@@ -1,0 +1,70 @@
+"""Staged global-stream runs (``global_stages > 1``): the same tokens as a run at once, swapped in on the last
+stage; the per-stage block split; the first frame never staged; invalid settings refused; batched == alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perception.config import ConfigError, EncoderConfig, load_config
+from perception.models import create_encoder
+from perception.runtime.model_loading import apply_streaming_settings
+
+
+def _frames(n: int, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.rand(1, 3, 64, 96, generator=gen) for _ in range(n)]
+
+
+@pytest.fixture()
+def encoders():
+    torch.manual_seed(0)
+    sync = create_encoder("dualstream_tiny", global_every=4, global_scale=0.5).eval()
+    staged = create_encoder("dualstream_tiny", global_every=4, global_scale=0.5, global_stages=2).eval()
+    staged.load_state_dict(sync.state_dict())
+    return sync, staged
+
+
+def test_staged_run_equals_the_run_at_once_and_lands_on_its_last_stage(encoders):
+    sync, staged = encoders
+    frames = _frames(10)
+    sync_tokens, log = [], []
+    with torch.inference_mode():
+        s_sync = s_staged = None
+        for x in frames:
+            _, s_sync = sync.encode(x, s_sync)
+            out, s_staged = staged.encode(x, s_staged)
+            sync_tokens.append(s_sync.global_tokens)
+            log.append({"new": bool(out.keyframe[0]), "tokens": s_staged.global_tokens, "memory": s_staged.memory,
+                        "done": None if s_staged.pending is None else s_staged.pending.done})
+        # the memory after two sync runs (frames 0 and 4), computed directly
+        first = sync.global_stream(sync.normalise(frames[0]), None, 0.5)
+        second = sync.global_stream(sync.normalise(frames[4]), first.memory, 0.5)
+    # frame 0 has no tokens to fall back on: its run is never staged
+    assert log[0]["new"] and log[0]["done"] is None and torch.equal(log[0]["tokens"], sync_tokens[0])
+    # keyframe 4 starts a run (1 of 2 blocks) and still fuses frame 0's tokens; frame 5 swaps in frame 4's
+    assert [e["new"] for e in log] == [True, False, False, False, False, True, False, False, False, True]
+    assert [e["done"] for e in log] == [None, None, None, None, 1, None, None, None, 1, None]
+    assert torch.equal(log[4]["tokens"], sync_tokens[0])
+    assert torch.equal(log[5]["tokens"], sync_tokens[4]) and torch.equal(log[9]["tokens"], sync_tokens[8])
+    assert torch.equal(log[5]["memory"], second.memory)
+
+
+def test_stage_split_covers_every_block_once():
+    enc = create_encoder("dualstream_tiny", global_every=8, global_stages=1)
+    enc.global_stream.vit.blocks = torch.nn.ModuleList(list(enc.global_stream.vit.blocks) * 6)  # depth 12
+    for stages, split in ((8, [2, 2, 2, 2, 1, 1, 1, 1]), (4, [3, 3, 3, 3]), (5, [3, 3, 2, 2, 2]), (1, [12])):
+        enc.set_schedule(8, 0.5, stages)
+        assert [enc.stage_blocks(i) for i in range(stages)] == split
+
+
+def test_invalid_stages_are_refused_with_the_field_named():
+    with pytest.raises(ConfigError, match="global_stages"):
+        EncoderConfig(global_every=4, global_stages=5)
+    with pytest.raises(ConfigError, match="global_stages"):
+        load_config(None, ["encoder.global_every=2", "encoder.global_stages=3"])
+    enc = create_encoder("dualstream_tiny")
+    with pytest.raises(ValueError, match="global_stages"):
+        enc.set_schedule(4, 0.5, 0)
+    apply_streaming_settings(enc, EncoderConfig(global_every=8, global_stages=8))
+    assert (enc.global_every, enc.global_stages) == (8, 8)
