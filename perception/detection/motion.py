@@ -34,9 +34,11 @@ def estimate_global_motion(prev: np.ndarray, cur: np.ndarray, step: int = 20) ->
     points = _grid_points(prev.shape[0], prev.shape[1], step)
     lk = dict(winSize=(15, 15), maxLevel=3)
     moved, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, points, None, **lk)
-    back, status_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, moved, None, **lk)
-    error = np.linalg.norm((back - points).reshape(-1, 2), axis=1)
-    ok = (status.reshape(-1) == 1) & (status_back.reshape(-1) == 1) & (error < 0.5)
+    ok = status.reshape(-1) == 1
+    if ok.any():  # points lost forward are dropped anyway: track back only the others (each point is independent)
+        back, status_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, moved[ok], None, **lk)
+        error = np.linalg.norm((back - points[ok]).reshape(-1, 2), axis=1)
+        ok[ok] = (status_back.reshape(-1) == 1) & (error < 0.5)
     if ok.sum() >= 8:
         matrix, inliers = cv2.estimateAffinePartial2D(
             points[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=0.5, maxIters=500, confidence=0.99,

@@ -32,9 +32,10 @@ LOST_PAD = 0.15  # a lost track's box is grown by this share of its size per sid
 
 def _axis_overlap(a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray) -> np.ndarray:
     """1D IoU of intervals ``[a0, a1]`` and ``[b0, b1]`` (broadcast)."""
-    inter = np.clip(np.minimum(a1, b1) - np.maximum(a0, b0), 0, None)
+    inter = np.maximum(np.minimum(a1, b1) - np.maximum(a0, b0), 0.0)
     union = np.maximum(a1, b1) - np.minimum(a0, b0)
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    positive = union > 0
+    return np.where(positive, inter / np.where(positive, union, 1.0), 0.0)
 
 
 def partial_overlap(full: np.ndarray, part: np.ndarray) -> np.ndarray:
@@ -79,6 +80,19 @@ class Track:
         return np.array([x0 - grow[0], y0 - grow[1], x1 - x0 + 2 * grow[0], y1 - y0 + 2 * grow[1]])
 
 
+def _predicted_boxes(edges: np.ndarray, velocity: np.ndarray, misses: np.ndarray,
+                     pad: float | None = None) -> np.ndarray:
+    """``Track.predicted`` for all tracks at once: ``edges`` (T, 4), ``velocity`` (T, 2), ``misses`` (T,) int ->
+    ``(T, 4)`` ``x, y, w, h`` (the same arithmetic, so the same values, without a Python call per track)."""
+    step = velocity * (misses + 1)[:, None]
+    moved = edges + np.concatenate([step, step], axis=1)
+    x0, y0, x1, y1 = moved.T
+    if pad is None:
+        return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+    grow = misses[:, None] * (1.0 + np.abs(velocity)) + pad * np.stack([x1 - x0, y1 - y0], axis=1)
+    return np.stack([x0 - grow[:, 0], y0 - grow[:, 1], x1 - x0 + 2 * grow[:, 0], y1 - y0 + 2 * grow[:, 1]], axis=1)
+
+
 def _update_axis(pred: np.ndarray, det: np.ndarray) -> np.ndarray:
     """New ``(lo, hi)`` of the full box on one axis from the predicted and detected ``(lo, hi)``.
 
@@ -116,11 +130,14 @@ class IoUTracker:
 
     def _similarity(self, boxes: np.ndarray, embeddings: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Score and overlap matrices ``(tracks, detections)``."""
-        predicted = np.stack([t.predicted() for t in self.tracks])
-        lost = np.array([t.misses > 0 for t in self.tracks])
+        edges = np.stack([t.edges for t in self.tracks])
+        velocity = np.stack([t.velocity for t in self.tracks])
+        misses_int = np.array([t.misses for t in self.tracks], np.int64)
+        predicted = _predicted_boxes(edges, velocity, misses_int)
+        lost = misses_int > 0
         overlap = np.maximum(iou_matrix(predicted, boxes), partial_overlap(predicted, boxes))
         if lost.any():  # a lost object may re-emerge anywhere in its grown box, seen in part
-            grown = np.stack([t.predicted(LOST_PAD) for t in self.tracks])[lost]
+            grown = _predicted_boxes(edges[lost], velocity[lost], misses_int[lost], LOST_PAD)
             overlap[lost] = np.maximum(overlap[lost], 0.5 * containment_matrix(grown, boxes))
         score = overlap.copy()
         if embeddings is not None and self.feature_weight > 0:
@@ -131,8 +148,7 @@ class IoUTracker:
                 else:
                     appearance[i] = overlap[i]
             score = (1 - self.feature_weight) * overlap + self.feature_weight * appearance
-        misses = np.array([t.misses for t in self.tracks], np.float64)
-        return score - 1e-3 * misses[:, None], overlap
+        return score - 1e-3 * misses_int.astype(np.float64)[:, None], overlap
 
     def update(self, dets: Detections, embeddings: np.ndarray | None = None) -> Detections:
         """Match ``dets`` to the tracks, update them and return a copy of ``dets`` with ``track_ids`` filled."""
