@@ -11,6 +11,13 @@ worker (``start()``) trains a private copy of the model's subset and publishes c
 ``VersionedParams`` after each update the guard accepts, within a budget (``max_updates_per_s``, ``compute_share``),
 on its own CUDA stream on a GPU. ``step()`` runs one update synchronously (tests, benchmarks).
 Persistence: ``save()`` / ``resume()`` (``perception.adaptation.persistence``), keyed by the source model's hash.
+
+BN statistics (``norm_stats_momentum > 0``): a ``NormStatsTracker`` on the serving model records them from the
+served frames' own activations and folds them in at frame boundaries (``before_frame``); the worker trains under
+the latest copy. They follow the weights through the guard: a snapshot keeps the statistics its update trained
+under, a rollback restores them with the weights, a fallback or reset returns them to the source's and a fallback
+stops tracking, each delivered with the published weights (``VersionedParams`` attachments) so both change at the
+same frame boundary.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -56,6 +63,13 @@ class StepResult:
     reasons: list[str] = field(default_factory=list)
     version: int | None = None
     seconds: float = 0.0
+
+
+class StatsCommand(NamedTuple):
+    """What the serving model's BN statistics do at the frame boundary that applies the weights it came with."""
+
+    stats: dict[str, torch.Tensor]
+    track: bool                    # keep tracking afterwards (False after a fallback to the source)
 
 
 @dataclass
@@ -104,19 +118,31 @@ class OnlineAdapter:
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._last_save = time.monotonic()
         # BN statistics re-estimated on the served frames (inference side; hooks added after the worker's copy)
-        self.norm_stats = (NormStatsTracker(model, cfg.norm_stats_momentum)
+        self.norm_stats = (NormStatsTracker(model, cfg.norm_stats_momentum, cfg.norm_stats_every,
+                                            cfg.norm_stats_stride)
                            if cfg.enabled and cfg.norm_stats_momentum > 0 else None)
-        self._stats: StatsSet | None = None
-        self._stats_reset = False
+        self.source_stats: StatsSet | None = self.norm_stats.source if self.norm_stats is not None else None
+        self._stats: StatsSet | None = self.source_stats       # the statistics the worker trains under next
+        self._stats_version = 0
+        self.snapshot_stats: StatsSet | None = self.source_stats
 
     # -- inference side ------------------------------------------------------------------------------------------
     def before_frame(self) -> int | None:
-        """At a frame boundary: copy the newest published set into the serving model; the version or None."""
+        """At a frame boundary: copy the newest published set into the serving model (with the BN statistics
+        command it carries, if any) and fold the last frame's statistics in; the version applied or None."""
         tracker = self.norm_stats
-        if tracker is not None and (self._stats_reset or (tracker.enabled and self.guard.status == FALLBACK_SOURCE)):
-            tracker.reset()                                 # the source statistics with the source weights
-            tracker.enabled, self._stats_reset, self._stats = self.guard.status != FALLBACK_SOURCE, False, None
-        return self.versions.apply_to(self.serving)
+        version = self.versions.apply_to(self.serving, self._apply_stats_command if tracker is not None else None)
+        if tracker is not None:
+            if tracker.enabled and self.guard.status in (DISABLED, FALLBACK_SOURCE):
+                tracker.enabled = False                  # the fallback's command (source statistics) follows
+            tracker.begin_frame()
+        return version
+
+    def _apply_stats_command(self, command: StatsCommand) -> None:
+        tracker = self.norm_stats
+        tracker.load(command.stats)
+        tracker.enabled = command.track
+        self._stats = command.stats
 
     def after_frame(self, frame: torch.Tensor, output: Any = None) -> None:
         """Buffer every ``buffer_every``-th encoder input ``(1, 3, H, W)`` in [0, 1] (``output`` is unused for now)."""
@@ -124,8 +150,10 @@ class OnlineAdapter:
         self.frames_seen += 1
         if keep and self.guard.status not in (DISABLED, FALLBACK_SOURCE):
             self.buffer.push(frame)
-        if self.norm_stats is not None and self.norm_stats.enabled:
-            self._stats = self.norm_stats.snapshot()      # what the worker trains under at its next update
+        tracker = self.norm_stats
+        if tracker is not None and tracker.enabled and tracker.version != self._stats_version:
+            self._stats_version = tracker.version
+            self._stats = tracker.snapshot()              # what the worker trains under at its next update
 
     # -- the update ----------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -156,10 +184,13 @@ class OnlineAdapter:
             return float("nan")
         return float(self.objective.exposure(self.worker_model, clip)[0])
 
-    def _publish(self, values: Mapping[str, torch.Tensor]) -> int:
+    def _publish(self, values: Mapping[str, torch.Tensor], stats: StatsSet | None = None, track: bool = True) -> int:
+        """Publish ``values``; with ``stats`` (and a tracker) the serving statistics are replaced by them at the
+        same frame boundary, and tracking stops when ``track`` is false."""
         if self._stream is not None:
             self._stream.synchronize()
-        return self.versions.publish(values)
+        command = StatsCommand(stats, track) if stats is not None and self.norm_stats is not None else None
+        return self.versions.publish(values, attachment=command)
 
     def _restore(self, values: Mapping[str, torch.Tensor]) -> None:
         copy_into(self.student, values)
@@ -187,7 +218,7 @@ class OnlineAdapter:
     def _update(self) -> StepResult:
         cfg = self.cfg
         stats = self._stats
-        if stats is not None:
+        if stats is not None and self.norm_stats is not None:
             write_stats(self.worker_model, stats)
         clip = self.buffer.sample_clip(cfg.clip_length, cfg.gaps, self.generator).to(self.device)
         before = self._exposure(clip)
@@ -214,14 +245,15 @@ class OnlineAdapter:
         if verdict.ok:
             if verdict.action == "snapshot":
                 self.snapshot = clone_set(self.student)
+                self.snapshot_stats = stats
             result.version = self._publish(self.student)
         elif verdict.action == "rollback":
             self._restore(self.snapshot)
-            result.version = self._publish(self.snapshot)
+            result.version = self._publish(self.snapshot, self.snapshot_stats)
             log.warning("adaptation rolled back to the last snapshot: %s", "; ".join(verdict.reasons))
         elif verdict.action == "fallback":
             self._restore(self.source)
-            result.version = self._publish(self.source)
+            result.version = self._publish(self.source, self.source_stats, track=False)
             log.error("adaptation fell back to the source model after %d trips: %s", self.guard.trips,
                       "; ".join(verdict.reasons))
         return result
@@ -262,16 +294,17 @@ class OnlineAdapter:
         with self._state_lock:
             self._restore(self.source)
             self.snapshot = clone_set(self.source)
+            self.snapshot_stats = self.source_stats
             self.guard.reset()
             self.updates = 0
-            self._stats_reset = self.norm_stats is not None
-            version = self._publish(self.source)
+            version = self._publish(self.source, self.source_stats)
         return f"adaptation reset to the source weights (version {version})"
 
     def take_snapshot(self) -> str:
         """Make the current adapted weights the rollback point, and save the state when ``state_dir`` is set."""
         with self._state_lock:
             self.snapshot = clone_set(self.student)
+            self.snapshot_stats = self._stats
             saved = self.save() if self.cfg.state_dir else None
         return f"snapshot at update {self.updates}" + (f", saved to {saved}" if saved else " (not persisted)")
 
@@ -299,6 +332,10 @@ class OnlineAdapter:
             tensors[f"adapted/{name}"] = self.student[name].detach()
             tensors[f"teacher/{name}"] = self.teacher[name]
             tensors[f"snapshot/{name}"] = self.snapshot[name]
+        if self.norm_stats is not None:                  # the BN statistics the weights were trained under
+            for key in self.source_stats:
+                tensors[f"stats/{key}"] = self._stats[key]
+                tensors[f"snapshot_stats/{key}"] = self.snapshot_stats[key]
         return {**tensors, **optimizer_tensors(self.optimizer, self.student)}
 
     def save(self, state_dir: str | Path | None = None) -> Path:
@@ -335,6 +372,13 @@ class OnlineAdapter:
             self.guard.load_state_dict(saved.meta.get("guard", {}))
             self.buffer.load_statistics(saved.meta.get("buffer", {}))
             self.updates = int(saved.meta.get("updates", 0))
-            self._publish(self.source if self.guard.status == FALLBACK_SOURCE else self.student)
+            fallback = self.guard.status == FALLBACK_SOURCE
+            if self.source_stats is not None:            # saved without statistics: the source's
+                def stats_of(prefix: str) -> StatsSet:
+                    found = {k: t[f"{prefix}/{k}"].to(self.device) for k in self.source_stats if f"{prefix}/{k}" in t}
+                    return found if len(found) == len(self.source_stats) else self.source_stats
+                self._stats, self.snapshot_stats = stats_of("stats"), stats_of("snapshot_stats")
+            self._publish(self.source if fallback else self.student,
+                          self.source_stats if fallback else self._stats, track=not fallback)
         return ResumeResult(True, f"resumed adaptation from {saved.path} at update {self.updates} "
                                   f"({self.guard.status})")

@@ -90,6 +90,8 @@ class StreamModel:
         adapter = self.adapter
         if adapter is not None:
             adapter.before_frame()
+        if self.tracker is not None:
+            self.tracker.begin_frame()                  # the previous frame's statistics, at the frame boundary
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.settings.bf16):
             output, self.state = self.model.encode(x, self.state)
         self.frames += 1

@@ -79,9 +79,9 @@ def test_background_worker_and_inference_only_ever_see_whole_versions(tiny):
     recorded: dict[int, dict[str, torch.Tensor]] = {}
     publish = adapter.versions.publish
 
-    def recording_publish(values, clone=True):
+    def recording_publish(values, clone=True, attachment=None):
         snap = clone_set(values)
-        version = publish(values, clone)
+        version = publish(values, clone, attachment)
         recorded[version] = snap
         return version
 

@@ -55,3 +55,16 @@ def test_apply_is_a_no_op_until_a_newer_version_exists():
     assert versions.apply_to(serving) == 2 and torch.equal(serving["w"], torch.full((3,), 2.0))
     serving["w"].zero_()
     assert versions.apply_to(serving) is None and torch.equal(serving["w"], torch.zeros(3))
+
+
+def test_attachments_arrive_with_their_set_in_order():
+    versions = VersionedParams({"w": torch.zeros(3)})
+    serving = {"w": torch.zeros(3)}
+    got = []
+    versions.publish({"w": torch.ones(3)}, attachment="rollback")
+    versions.publish({"w": torch.full((3,), 2.0)})
+    versions.publish({"w": torch.full((3,), 3.0)}, attachment="fallback")
+    assert got == []                                    # nothing happens before a frame boundary
+    assert versions.apply_to(serving, got.append) == 3  # skips to the newest set, delivers both, oldest first
+    assert got == ["rollback", "fallback"] and torch.equal(serving["w"], torch.full((3,), 3.0))
+    assert versions.apply_to(serving, got.append) is None and got == ["rollback", "fallback"]
