@@ -118,3 +118,37 @@ def test_stream_monitor_collects_a_reference_then_flags_a_scene_change():
     values = last.values()
     assert values["monitor_level"] == ERROR and values["drift_score"] > cfg.drift_warn
     assert any(p.startswith("low light") for p in last.problems())
+
+
+@pytest.mark.parametrize("shape", [(576, 768), (480, 640), (275, 641), (100, 120)])
+def test_fast_image_statistics_equal_the_plain_numpy_formulas(shape):
+    """The OpenCV paths of ``luma``, ``image_quality`` and ``noise_sigma`` (nearest-neighbour subsampling, channel
+    transform, ``meanStdDev``, L1 norm) give the values of the textbook numpy expressions, for frame sizes that the
+    subsampling step divides and ones it does not."""
+    from perception.monitor.image_quality import LUMA_WEIGHTS, NOISE_CROP, luma, noise_sigma  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    step = max(1, shape[1] // 160)
+    expected = (image[::step, ::step].astype(np.float32) / 255.0) @ LUMA_WEIGHTS
+    y = luma(image)
+    assert y.shape == expected.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, atol=1e-6)
+    q = image_quality(image, MonitorConfig())
+    assert q.luminance == pytest.approx(float(expected.mean()), abs=1e-6)
+    assert q.contrast == pytest.approx(float(expected.std()), abs=1e-6)
+    ch, cw = min(shape[0], NOISE_CROP[0]), min(shape[1], NOISE_CROP[1])
+    top, left = (shape[0] - ch) // 2, (shape[1] - cw) // 2
+    grey = (image[top:top + ch, left:left + cw].astype(np.float32) / 255.0) @ LUMA_WEIGHTS
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    response = sum(kernel[i, j] * grey[i:i + ch - 2, j:j + cw - 2] for i in range(3) for j in range(3))
+    assert noise_sigma(image) == pytest.approx(float(np.sqrt(np.pi / 2) / 6 * np.abs(response).mean()), rel=1e-5)
+    assert q.noise > 0.2  # uniform random pixels: very noisy
+
+
+def test_mahalanobis_score_equals_the_quadratic_form():
+    rng = np.random.default_rng(4)
+    ref = ReferenceStats.fit(rng.normal(size=(40, 16)))
+    e = rng.normal(size=16)
+    d = e - ref.mean
+    assert ref.ood_score(e) == pytest.approx(float(np.sqrt(d @ np.linalg.inv(ref.cov) @ d)) / ref.ood_scale, rel=1e-9)
