@@ -59,6 +59,7 @@ class ObjectDiscovery:
         self.saliency = FeatureSaliency(components=self.cfg.saliency_components, momentum=self.cfg.saliency_momentum)
         self.background = StillCameraBackground(self.cfg.motion_scale) if self.cfg.still_background else None
         self.frames_still = 0
+        self._stats_stale = False  # the still path skipped the saliency statistics: restart them on the next frame
         self.last_score_map: np.ndarray | None = None  # (h, w) cell scores of the last frame, for debugging views
         self.last_features: np.ndarray | None = None  # (h, w, k) whitened cell features of the last frame
 
@@ -68,6 +69,7 @@ class ObjectDiscovery:
         if self.background is not None:
             self.background.reset()
         self.frames_still = 0
+        self._stats_stale = False
         self.last_score_map, self.last_features = None, None
 
     def detect(self, image: np.ndarray, dense: object | None = None) -> Detections:
@@ -88,14 +90,19 @@ class ObjectDiscovery:
         if evidence is not None and self.background is not None:  # still camera: whole silhouettes, paused objects
             still = self.background.update(image, self.motion.transform)
             if still is not None and self.frames_still >= STILL_SETTLE:
+                # the saliency model is not used on these frames: its statistics are not updated (2 ms a frame on
+                # 4800 cells x 128 channels) and restart from the first frame after the camera moves again
                 self.frames_still += 1
-                self.saliency.observe(grid, background)  # the scene statistics follow; no saliency map needed
+                self._stats_stale = True
                 return self._still_objects(still, (width, height))
             self.frames_still = 0 if still is None else self.frames_still + 1
             if still is not None:
                 if still.shape != evidence.shape:
                     still = cv2.resize(still, evidence.shape[::-1], interpolation=cv2.INTER_NEAREST)
                 evidence = np.maximum(evidence, still)
+        if self._stats_stale:
+            self.saliency.reset()
+            self._stats_stale = False
         saliency, white = self.saliency(grid, background)
         saliency = _replicate_border(saliency, self.cfg.saliency_border)
         if self.cfg.saliency_smooth > 1:  # single noisy cells are not objects

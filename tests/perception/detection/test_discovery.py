@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -150,3 +151,42 @@ def test_still_background_resets_when_the_camera_moves() -> None:
     assert bg.is_still(np.array([[1.0, 0.0, 0.3], [0.0, 1.0, -0.2]]), (80, 64))
     fg = bg.update(image, np.eye(2, 3))
     assert fg.shape == (32, 40) and fg.dtype == np.float32
+
+
+def test_saliency_observe_then_call_equals_calling_every_frame() -> None:
+    """``observe`` (statistics only, basis decomposed when next needed) followed by ``__call__`` gives exactly the
+    saliency and whitened features of calling ``__call__`` on every frame."""
+    from perception.detection.saliency import FeatureSaliency  # noqa: PLC0415
+
+    rng = np.random.default_rng(5)
+    grids = [rng.normal(size=(12, 16, 10)).astype(np.float32) + 0.1 * t for t in range(11)]
+    eager, lazy = FeatureSaliency(components=4), FeatureSaliency(components=4)
+    for t, grid in enumerate(grids):
+        expected = eager(grid)
+        if t in (0, 4, 10):  # compare on the first frame, a refresh frame and one after two skipped refreshes
+            got = lazy(grid)
+            assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+        else:
+            lazy.observe(grid)
+
+
+def test_feature_statistics_restart_after_the_still_camera_path() -> None:
+    """While background subtraction serves a still camera the saliency statistics are not updated; on the first
+    frame that takes the grid path again they restart from that frame alone."""
+    from perception.detection.saliency import FeatureSaliency  # noqa: PLC0415
+
+    scene = list(SyntheticScene(seed=4, num_frames=20, camera_motion=False))
+    detector = ObjectDiscovery(DetectorConfig())
+    for frame in scene:
+        detector.detect(frame.image)
+    assert detector.frames_still > 5 and detector._stats_stale
+    shift = np.array([[1.0, 0.0, 6.0], [0.0, 1.0, 0.0]])  # the camera pans: the scene moves 6 pixels
+    last = scene[-1].image
+    panned = cv2.warpAffine(last, shift, last.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    detector.detect(panned)
+    assert detector.frames_still == 0 and not detector._stats_stale and detector.last_score_map is not None
+    fresh = FeatureSaliency(components=detector.cfg.saliency_components)
+    from perception.detection.saliency import colour_grid_features  # noqa: PLC0415
+
+    fresh.observe(colour_grid_features(panned, detector.last_score_map.shape))
+    assert np.array_equal(detector.saliency._mean, fresh._mean) and np.array_equal(detector.saliency._cov, fresh._cov)
