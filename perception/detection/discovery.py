@@ -86,7 +86,10 @@ class ObjectDiscovery:
         background = None
         if self.last_score_map is not None and self.last_score_map.shape == (gh, gw):
             background = self.last_score_map < 0.5 * self.cfg.score_threshold
-        evidence = self.motion.update(image)
+        settled = self.background is not None and self.frames_still >= STILL_SETTLE
+        # a settled still camera: a cheap sparse motion check first (half the still test's threshold, so only a
+        # clearly still camera skips the full grid)
+        evidence = self.motion.update(image, 0.5 * self.background.still_px if settled else None)
         if evidence is not None and self.background is not None:  # still camera: whole silhouettes, paused objects
             still = self.background.update(image, self.motion.transform)
             if still is not None and self.frames_still >= STILL_SETTLE:

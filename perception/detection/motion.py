@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+SPARSE_STEP = 40  # grid step (pixels of the analysed image) of the cheap still-camera check: 48 points at 320x240
 
 
 def _grid_points(height: int, width: int, step: int) -> np.ndarray:
@@ -31,6 +32,18 @@ def estimate_global_motion(prev: np.ndarray, cur: np.ndarray, step: int = 20) ->
     Points on a regular grid (every ``step`` pixels, so the background, not the most contrasted objects, dominates)
     are tracked forward and backward with pyramidal LK; tracks that do not return within 0.5 pixel are dropped.
     """
+    matrix = _tracked_similarity(prev, cur, step)
+    if matrix is not None:
+        return matrix
+    window = cv2.createHanningWindow(prev.shape[::-1], cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(prev.astype(np.float32), cur.astype(np.float32), window)
+    if response < 0.05:
+        return IDENTITY.copy()
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+
+
+def _tracked_similarity(prev: np.ndarray, cur: np.ndarray, step: int) -> np.ndarray | None:
+    """The LK + RANSAC part of :func:`estimate_global_motion`; None when too few points track."""
     points = _grid_points(prev.shape[0], prev.shape[1], step)
     lk = dict(winSize=(15, 15), maxLevel=3)
     moved, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, points, None, **lk)
@@ -46,11 +59,13 @@ def estimate_global_motion(prev: np.ndarray, cur: np.ndarray, step: int = 20) ->
         )
         if matrix is not None and inliers is not None and inliers.sum() >= 6:
             return matrix.astype(np.float64)
-    window = cv2.createHanningWindow(prev.shape[::-1], cv2.CV_32F)
-    (dx, dy), response = cv2.phaseCorrelate(prev.astype(np.float32), cur.astype(np.float32), window)
-    if response < 0.05:
-        return IDENTITY.copy()
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+    return None
+
+
+def corner_motion(matrix: np.ndarray, width: int, height: int) -> float:
+    """The largest displacement, in pixels, of a corner of a ``width x height`` image under the 2x3 ``matrix``."""
+    corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], np.float64)
+    return float(np.abs(corners @ np.asarray(matrix, np.float64).T - corners[:, :2]).max())
 
 
 class MotionEvidence:
@@ -81,13 +96,26 @@ class MotionEvidence:
         small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         return small
 
-    def update(self, image: np.ndarray) -> np.ndarray | None:
+    def update(self, image: np.ndarray, still_px: float | None = None) -> np.ndarray | None:
+        """The evidence map of ``image`` against the previous frame (``None`` on the first frame or a size change).
+
+        ``still_px`` (full-resolution pixels), for a caller that expects a still camera: the global motion is first
+        estimated from a sparse grid (``SPARSE_STEP``: a quarter of the points, about a third of the
+        cost) and kept when it moves no image corner by more than ``still_px``; otherwise, or
+        when too few sparse points track, from the usual grid. On a still camera the two agree to about 0.15 pixel
+        (measured on vtest.avi), so a ``still_px`` well below the still test's threshold changes no decision."""
         cur = self._grey(image)
         prev, self._prev = self._prev, cur
         if prev is None or prev.shape != cur.shape:
             self.transform = IDENTITY.copy()
             return None
-        matrix = estimate_global_motion(prev, cur)
+        matrix = None
+        if still_px is not None:
+            matrix = _tracked_similarity(prev, cur, SPARSE_STEP)
+            if matrix is not None and corner_motion(matrix, cur.shape[1], cur.shape[0]) / self.scale > still_px:
+                matrix = None
+        if matrix is None:
+            matrix = estimate_global_motion(prev, cur)
         full = matrix.copy()
         full[:, 2] /= self.scale
         self.transform = full

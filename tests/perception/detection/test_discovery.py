@@ -190,3 +190,25 @@ def test_feature_statistics_restart_after_the_still_camera_path() -> None:
 
     fresh.observe(colour_grid_features(panned, detector.last_score_map.shape))
     assert np.array_equal(detector.saliency._mean, fresh._mean) and np.array_equal(detector.saliency._cov, fresh._cov)
+
+
+def test_sparse_still_check_keeps_a_still_camera_and_falls_back_when_it_pans() -> None:
+    """``update(image, still_px)``: on a still camera the sparse-grid estimate is kept (it moves no corner by more
+    than ``still_px``); on a panning camera it is rejected and the transform is exactly the usual dense-grid one."""
+    from perception.detection.motion import corner_motion  # noqa: PLC0415
+
+    still = list(SyntheticScene(seed=4, num_frames=6, camera_motion=False))
+    dense, sparse = MotionEvidence(), MotionEvidence()
+    for frame in still:
+        dense.update(frame.image)
+        sparse.update(frame.image, still_px=0.375)
+        assert corner_motion(sparse.transform, 640, 480) <= 0.375
+        assert np.abs(sparse.transform - dense.transform).max() < 0.05
+    panning = list(SyntheticScene(seed=1, num_frames=6))
+    dense, checked = MotionEvidence(), MotionEvidence()
+    for frame in panning:
+        expected = dense.update(frame.image)
+        got = checked.update(frame.image, still_px=0.375)
+        assert np.array_equal(checked.transform, dense.transform)
+        assert (got is None and expected is None) or np.array_equal(got, expected)
+    assert corner_motion(checked.transform, 640, 480) > 1.0  # it did pan
