@@ -118,8 +118,7 @@ class OnlineAdapter:
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._last_save = time.monotonic()
         # BN statistics re-estimated on the served frames (inference side; hooks added after the worker's copy)
-        self.norm_stats = (NormStatsTracker(model, cfg.norm_stats_momentum, cfg.norm_stats_every,
-                                            cfg.norm_stats_stride)
+        self.norm_stats = (NormStatsTracker(model, cfg.norm_stats_momentum, cfg.norm_stats_every)
                            if cfg.enabled and cfg.norm_stats_momentum > 0 else None)
         self.source_stats: StatsSet | None = self.norm_stats.source if self.norm_stats is not None else None
         self._stats: StatsSet | None = self.source_stats       # the statistics the worker trains under next

@@ -26,8 +26,7 @@ class AdaptationConfig:
     param_patterns: str = ""              # comma-separated fnmatch patterns added to the choice above
     lr: float = 5e-2                      # AdamW learning rate on the adapted subset
     norm_stats_momentum: float = 0.0      # > 0: BN running statistics re-estimated on served frames
-    norm_stats_every: int = 1             # measure the statistics on every N-th served frame
-    norm_stats_stride: int = 2            # ... at every N-th position along each spatial axis (cost / N^2)
+    norm_stats_every: int = 4             # measure them on every N-th frame (momentum stays per frame)
     weight_decay: float = 0.0
     ema_momentum: float = 0.99            # EMA teacher of the adapted subset (mean teacher, CoTTA)
     # budget: the worker sleeps so that neither limit is exceeded (0 disables a limit)
@@ -91,8 +90,7 @@ class AdaptationConfig:
                   ("buffer_every", self.buffer_every >= 1),
                   ("clip_length", 2 <= self.clip_length),
                   ("norm_stats_momentum", 0.0 <= self.norm_stats_momentum <= 1.0),
-                  ("norm_stats_every", self.norm_stats_every >= 1),
-                  ("norm_stats_stride", self.norm_stats_stride >= 1), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
+                  ("norm_stats_every", self.norm_stats_every >= 1), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
                   ("train_width", self.train_width >= 16), ("train_height", self.train_height >= 16),
                   ("snapshot_every", self.snapshot_every >= 1), ("max_trips", self.max_trips >= 1),
                   ("guard_every", self.guard_every >= 1), ("steps_per_update", self.steps_per_update >= 1),

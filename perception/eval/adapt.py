@@ -141,6 +141,10 @@ def summarise(shifts: dict[str, dict[str, float]], guard: dict[str, dict[str, An
         out["none_within_0.01"] = out["none_adapted_minus_frozen"] >= -0.01
     gaps = [abs(shifts[s]["unstable"] - shifts[s]["frozen"]) for s in shifts]
     out["unstable_max_gap_to_frozen"] = round(max(gaps), 4)
+    # one-sided: how far below frozen unstable ever lands (a shift whose exposure band the adapter never leaves
+    # leaves nothing to catch, and unstable then equals adapted, which may sit above frozen)
+    out["unstable_max_drop_below_frozen"] = round(max(max(shifts[s]["frozen"] - shifts[s]["unstable"] for s in shifts),
+                                                      0.0), 4)
     out["unstable_caught"] = guard["unstable"]["rollbacks"] + guard["unstable"]["trips"] > 0
     out["unstable_within_0.02"] = out["unstable_max_gap_to_frozen"] <= 0.02
     if fps is not None:
