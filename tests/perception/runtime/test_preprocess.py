@@ -1,8 +1,9 @@
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from perception.runtime.preprocess import Preprocessor, encoder_size, scale_boxes_to_input
+from perception.runtime.preprocess import Preprocessor, encoder_size, interpolation, scale_boxes_to_input
 
 
 @pytest.mark.parametrize("size, target, expected", [
@@ -53,3 +54,14 @@ def test_bad_images_are_refused_with_the_shape():
         Preprocessor()(np.zeros((480, 640), np.uint8))
     with pytest.raises(ValueError, match="float32"):
         Preprocessor()(np.zeros((48, 64, 3), np.float32))
+
+
+def test_mild_shrinks_are_bilinear_strong_ones_average_pixels():
+    assert interpolation(768, 576, 640, 480) == cv2.INTER_LINEAR  # 0.83: bilinear taps already cover a pixel
+    assert interpolation(1280, 720, 640, 360) == cv2.INTER_AREA  # 0.5: bilinear would skip every other pixel
+    assert interpolation(320, 240, 640, 480) == cv2.INTER_LINEAR
+    # a one-pixel checkerboard halved: averaging gives flat grey, where bilinear sampling would alias
+    board = (np.indices((96, 128)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    image = np.repeat(board[:, :, None], 3, axis=2)
+    out = Preprocessor("cpu", 64, 48)(image).tensor
+    assert out.shape == (1, 3, 48, 64) and abs(float(out.mean()) - 0.5) < 0.01 and float(out.std()) < 0.01
