@@ -212,3 +212,33 @@ def test_sparse_still_check_keeps_a_still_camera_and_falls_back_when_it_pans() -
         assert np.array_equal(checked.transform, dense.transform)
         assert (got is None and expected is None) or np.array_equal(got, expected)
     assert corner_motion(checked.transform, 640, 480) > 1.0  # it did pan
+
+
+def test_uint8_evidence_equals_the_float_formula() -> None:
+    """The histogram median and table look-up of ``MotionEvidence`` give exactly the float computation: blurred
+    absolute difference of the warped previous frame, zero outside the warp, noise = EMA of its median over the valid
+    pixels (at least ``min_noise``), evidence ``clip(diff / (threshold * noise) - 1, 0, 1)``."""
+    scene = SyntheticScene(seed=1, num_frames=4)
+    frames = [cv2.warpAffine(f.image, np.array([[1.0, 0.0, 9.0 * f.seq], [0.0, 1.0, -5.0 * f.seq]]),
+                             f.image.shape[1::-1], borderMode=cv2.BORDER_REFLECT) for f in scene]  # a fast pan
+    motion = MotionEvidence()
+    motion.update(frames[0])
+    noise = None
+    for prev_image, image in zip(frames, frames[1:]):
+        evidence = motion.update(image)
+        prev, cur = motion._grey(prev_image), motion._grey(image)
+        matrix = motion.transform.copy()
+        matrix[:, 2] *= motion.scale
+        h, w = cur.shape
+        warped = cv2.warpAffine(prev, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        valid = cv2.warpAffine(np.full_like(prev, 255), matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+        valid = cv2.erode(valid, np.ones((7, 7), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
+        diff = np.abs(cv2.GaussianBlur(cur, (5, 5), 1.0).astype(np.float32)
+                      - cv2.GaussianBlur(warped, (5, 5), 1.0).astype(np.float32))
+        diff[~valid] = 0.0
+        assert not valid.all()  # the camera pans: some pixels come from outside the previous frame
+        frame_noise = max(float(np.median(diff[valid])), motion.min_noise)
+        noise = frame_noise if noise is None else 0.9 * noise + 0.1 * frame_noise
+        expected = np.clip(diff / (motion.threshold * noise) - 1.0, 0.0, 1.0)
+        assert motion._noise == noise and evidence.dtype == np.float32
+        assert np.array_equal(evidence, expected)
