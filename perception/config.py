@@ -72,9 +72,9 @@ class EncoderConfig:
 
     name: str = "dualstream_s"
     checkpoint: str = ""  # safetensors path; empty: the shipped default if present, else random init
-    global_every: int = 4  # run the global stream on every N-th frame (keyframes); 1 = every frame
+    global_every: int = 8  # run the global stream on every N-th frame (keyframes); 1 = every frame
     global_scale: float = 0.5  # input scale of the global stream relative to the frame
-    global_stages: int = 1  # spread each global-stream run over this many frames (1..global_every); 1 = at once
+    global_stages: int = 0  # spread each global-stream run over this many frames; 0 = global_every, 1 = at once
     input_width: int = 640  # frames are resized to this before encoding (keeps aspect via height)
     input_height: int = 480
 
@@ -82,7 +82,8 @@ class EncoderConfig:
         check_ranges("encoder", self, [
             ("global_every", self.global_every >= 1, "an integer >= 1"),
             ("global_scale", 0.0 < self.global_scale <= 4.0, "a scale in (0, 4]"),
-            ("global_stages", 1 <= self.global_stages <= self.global_every, "an integer in [1, global_every]"),
+            ("global_stages", 0 <= self.global_stages <= self.global_every,
+             "an integer in [0, global_every] (0: global_every)"),
             ("input_width", 0 <= self.input_width <= 16384, "0..16384 (0: the frame's own size)"),
             ("input_height", 0 <= self.input_height <= 16384, "0..16384 (0: the frame's own size)")])
 

@@ -7,7 +7,7 @@ keyframe when ``frame_index % global_every == 0`` or there are no global tokens 
 at ``global_scale`` times the frame resolution and updates the memory tokens; between keyframes the last global
 tokens and memory are reused.
 
-``global_stages = S > 1`` (at most ``global_every``) spreads each keyframe's global-stream run over S frames
+``global_stages = S > 1`` (at most ``global_every``; 0 means ``global_every``) spreads each keyframe's global-stream run over S frames
 instead of one: the keyframe starts it (patch embedding and the first blocks), the next S - 1 frames run the
 following blocks, and the last of them swaps the new tokens and memory in. Every frame then costs about the same
 (the local stream, the fusion and 1/S of the ViT) where a keyframe used to cost a whole ViT more, which is what a
@@ -78,14 +78,16 @@ class DualStreamEncoder(nn.Module):
 
     def set_schedule(self, global_every: int, global_scale: float, global_stages: int | None = None) -> None:
         """Run the global stream every ``global_every`` frames at ``global_scale`` times the frame resolution, each
-        run spread over ``global_stages`` frames (None keeps the current setting)."""
+        run spread over ``global_stages`` frames (0: over all ``global_every``; None keeps the current setting)."""
         if int(global_every) != global_every or global_every < 1:
             raise ValueError(f"global_every must be an integer >= 1, got {global_every!r}")
         if not 0.0 < global_scale <= 4.0:
             raise ValueError(f"global_scale must be in (0, 4], got {global_scale!r}")
         stages = getattr(self, "global_stages", 1) if global_stages is None else global_stages
-        if int(stages) != stages or not 1 <= stages <= global_every:
-            raise ValueError(f"global_stages must be an integer in [1, global_every={global_every}], got {stages!r}")
+        if int(stages) != stages or not 0 <= stages <= global_every:
+            raise ValueError(f"global_stages must be an integer in [0, global_every={global_every}] (0: as many as "
+                             f"global_every), got {stages!r}")
+        stages = stages or global_every
         self.global_every = int(global_every)
         self.global_scale = float(global_scale)
         self.global_stages = int(stages)

@@ -150,6 +150,7 @@ class MultiCameraPerceiver:
             shift = (target - state.frame_index % every) % every
             if shift:
                 state.frame_index += shift
+                state.pending = None  # a staged run begun in the old phase; the next keyframe starts a new one
                 self.realigned += 1
 
     def _encode(self, pre: list[Preprocessed], members: list[str]) -> EncoderOutput:

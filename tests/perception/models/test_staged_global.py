@@ -65,6 +65,10 @@ def test_invalid_stages_are_refused_with_the_field_named():
         load_config(None, ["encoder.global_every=2", "encoder.global_stages=3"])
     enc = create_encoder("dualstream_tiny")
     with pytest.raises(ValueError, match="global_stages"):
-        enc.set_schedule(4, 0.5, 0)
-    apply_streaming_settings(enc, EncoderConfig(global_every=8, global_stages=8))
+        enc.set_schedule(4, 0.5, -1)
+    apply_streaming_settings(enc, EncoderConfig(global_every=8, global_stages=2))
+    assert (enc.global_every, enc.global_stages) == (8, 2)
+    apply_streaming_settings(enc, EncoderConfig(global_every=8))  # the default 0: spread over the whole interval
     assert (enc.global_every, enc.global_stages) == (8, 8)
+    apply_streaming_settings(enc, EncoderConfig(global_every=1))
+    assert (enc.global_every, enc.global_stages) == (1, 1)

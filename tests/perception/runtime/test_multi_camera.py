@@ -20,7 +20,8 @@ CAMERAS = ("front", "left", "right")
 
 @pytest.fixture(scope="module")
 def perceiver():
-    cfg = load_config(None, ["encoder.name=dualstream_tiny", "encoder.global_every=2", "runtime.device=cpu",
+    cfg = load_config(None, ["encoder.name=dualstream_tiny", "encoder.global_every=2", "encoder.global_stages=1",
+                             "runtime.device=cpu",
                              "runtime.precision=fp32", "runtime.warmup_frames=0", "runtime.publish_debug=false"])
     return Perceiver(cfg)
 
