@@ -107,6 +107,7 @@ def measure_pipeline(cfg: Any, max_frames: int = 0, warmup: int = 8, adaptation:
         "stage_ms_p50": {k: v.get("p50") for k, v in stats.stage_ms.items()},
         "encoder": {"name": cfg.encoder.name, "weights": perceiver.encoder_source,
                     "global_every": cfg.encoder.global_every, "global_scale": cfg.encoder.global_scale,
+                    "global_stages": cfg.encoder.global_stages, "fusion_query_pool": cfg.encoder.fusion_query_pool,
                     "input": [cfg.encoder.input_width, cfg.encoder.input_height]},
         "device": str(perceiver.device), "precision": perceiver.precision, "torch_threads": perceiver.threads,
         "adaptation": adapter_stats,

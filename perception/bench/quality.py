@@ -1,8 +1,10 @@
 """What the fast path costs: the default config against the same model running its global stream on every frame.
 
-Two settings of one checkpoint: ``fast`` (the config's ``encoder.global_every`` and ``encoder.global_scale``, by
-default keyframes every 4 frames at half resolution, temporal state carrying context between them) and
-``every_frame`` (``global_every = 1``, ``global_scale = 1.0``: the global stream on every frame at full resolution).
+Two settings of one checkpoint: ``fast`` (the config's encoder schedule, by default keyframes every 8 frames at
+scale 0.375, each run staged over the 8 frames, fusion queries pooled 2x2, temporal state carrying context
+between keyframes) and
+``every_frame`` (``global_every = 1``, ``global_scale = 1.0``, ``global_stages = 1``, ``fusion_query_pool = 1``: the
+global stream on every frame at full resolution and every feature cell querying it, the model as trained).
 
 - PETS AP50 (``pets_ap50``): the whole default pipeline (``Perceiver``: preprocess to the encoder input, encoder,
   discovery detector and tracker) on the first ``max_frames`` frames of PETS09-S2L1 (``vtest.avi`` is that
@@ -27,7 +29,7 @@ SETTINGS = ("fast", "every_frame")
 def schedule_configs(cfg: Any) -> dict[str, Any]:
     """``{"fast": cfg, "every_frame": cfg with the global stream on every frame at full resolution}``."""
     every = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, global_every=1, global_scale=1.0,
-                                                                 global_stages=1))
+                                                                 global_stages=1, fusion_query_pool=1))
     return {"fast": cfg, "every_frame": every}
 
 
@@ -103,6 +105,7 @@ def measure_quality(cfg: Any, max_frames: int, pets: tuple[str, str] | None = No
         cost[metric] = None if fast is None or full is None else round(full - fast, 4)
     out.update(cost=cost, max_frames=max_frames, davis_sequences=list(davis_sequences), details=details,
                skipped=skipped,
-               settings={name: {"global_every": c.encoder.global_every, "global_scale": c.encoder.global_scale}
+               settings={name: {key: getattr(c.encoder, key) for key in
+                                ("global_every", "global_scale", "global_stages", "fusion_query_pool")}
                          for name, c in configs.items()})
     return out

@@ -72,3 +72,17 @@ def test_invalid_stages_are_refused_with_the_field_named():
     assert (enc.global_every, enc.global_stages) == (8, 8)
     apply_streaming_settings(enc, EncoderConfig(global_every=1))
     assert (enc.global_every, enc.global_stages) == (1, 1)
+
+
+def test_fusion_query_pool_is_an_inference_setting():
+    enc = create_encoder("dualstream_tiny")
+    assert enc.fusion.query_pool == 1
+    apply_streaming_settings(enc, EncoderConfig(fusion_query_pool=2))
+    assert enc.fusion.query_pool == 2
+    apply_streaming_settings(enc, EncoderConfig(fusion_query_pool=0))  # 0 leaves the model's own setting
+    assert enc.fusion.query_pool == 2
+    with torch.inference_mode():
+        out, _ = enc.encode(torch.rand(1, 3, 48, 64))
+    assert out.dense.shape[-2:] == (6, 8) and torch.isfinite(out.dense).all()  # read back at every cell
+    with pytest.raises(ConfigError, match="fusion_query_pool"):
+        EncoderConfig(fusion_query_pool=-1)
