@@ -9,7 +9,8 @@ tokens and memory are reused.
 
 ``global_stages = S > 1`` (at most ``global_every``; 0 means ``global_every``) spreads each keyframe's global-stream run over S frames
 instead of one: the keyframe starts it (patch embedding and the first blocks), the next S - 1 frames run the
-following blocks, and the last of them swaps the new tokens and memory in. Every frame then costs about the same
+following blocks (the depth split as evenly as it goes, larger shares first), and the frame that runs the last
+block swaps the new tokens and memory in (frame S - 1 after the keyframe when the ViT has at least S blocks). Every frame then costs about the same
 (the local stream, the fusion and 1/S of the ViT) where a keyframe used to cost a whole ViT more, which is what a
 30 Hz latest-only consumer needs; the price is that fused features use global context S - 1 frames older. The
 very first frame of a stream has no tokens to fall back on, so its run is never staged. ``output.keyframe`` marks

@@ -138,3 +138,20 @@ def test_staged_global_runs_batch_like_each_camera_alone(one_torch_thread):
             assert results[cam].keyframe == alone.keyframe == (k in (0, 5))
             assert np.abs(results[cam].features - alone.features).max() < 1e-4
     assert dict(multi.batches) == {3: 9}  # the pending runs stay in step, so every frame is one batch
+
+
+def test_a_realigned_camera_drops_its_staged_run_and_batches_again():
+    cfg = load_config(None, ["encoder.name=dualstream_tiny", "encoder.global_every=2", "encoder.global_stages=2",
+                             "runtime.device=cpu", "runtime.precision=fp32", "runtime.warmup_frames=0",
+                             "runtime.publish_debug=false"])
+    multi = MultiCameraPerceiver(Perceiver(cfg), CAMERAS)
+    clips = scenes(8)
+    sizes = []
+    for k in range(8):
+        cams = ("front", "right") if k == 2 else CAMERAS  # left misses frame 2 and falls out of phase
+        before = dict(multi.batches)
+        results = multi.process({cam: clips[cam][k] for cam in cams})
+        sizes.append({n: c - before.get(n, 0) for n, c in multi.batches.items() if c - before.get(n, 0)})
+        assert all(np.isfinite(r.features).all() for r in results.values())
+    assert multi.realigned == 1
+    assert sizes[-3:] == [{3: 1}] * 3  # one batch of three again once its next staged run began in phase
