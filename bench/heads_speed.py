@@ -9,9 +9,9 @@ and a fresh ``StreamMonitor`` run over the recorded frames in order, inside ``si
 ``Perceiver.heads``, and the per-frame process CPU time and wall time are reported as medians over the frames after
 the first ``--skip`` (the detector's first frames take other paths). Process CPU time includes OpenCV's worker
 threads: it is what the stage costs the machine whatever the load; wall time depends on the load (reported).
-``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` here (as for ``dualstream bench``): otherwise torch's OpenMP threads,
-spinning after the encoder's last parallel region, are counted in the process CPU time of the heads (measured:
-8.7 ms instead of 6.3 ms of detection CPU a frame on vtest under the same load).
+``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` here (as for ``dualstream bench``), so that torch's OpenMP threads do
+not spin and add to the process CPU time counted for the heads (on a machine at load 10, runs with ACTIVE gave
+8.2 and 9.4 ms of detection CPU a frame on vtest, with PASSIVE 5.9 and 10.1: the load hides the difference).
 """
 
 from __future__ import annotations
