@@ -63,13 +63,20 @@ def two_means(x: np.ndarray, iterations: int = 8) -> np.ndarray:
 
 
 def _largest_piece(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Boolean selector of the cells (rows of ``cells`` (n, 2) y, x) in their largest 4-connected piece."""
-    grid = np.zeros(shape, bool)
-    grid[cells[:, 0], cells[:, 1]] = True
+    """Boolean selector of the cells (rows of ``cells`` (n, 2) y, x) in their largest 4-connected piece.
+
+    Labelled on the cells' bounding box only (no other cell of the set lies outside it, so the pieces are those of
+    the whole grid): a fraction of the grid for an object."""
+    if len(cells) == 0:
+        return np.ones(0, bool)
+    low = cells.min(axis=0)
+    local = cells - low
+    grid = np.zeros(tuple(local.max(axis=0) + 1), bool)
+    grid[local[:, 0], local[:, 1]] = True
     pieces, count = connected_label(grid)
     if count <= 1:
         return np.ones(len(cells), bool)
-    ids = pieces[cells[:, 0], cells[:, 1]]
+    ids = pieces[local[:, 0], local[:, 1]]
     return ids == np.bincount(ids).argmax()
 
 
@@ -100,8 +107,15 @@ def split_by_appearance(labels: np.ndarray, features: np.ndarray, min_cells: int
     out = np.full((h, w), -1, np.int64)
     next_id = 0
     count = int(labels.max()) + 1 if labels.size else 0
+    if count == 0:
+        return out
+    ys_all, xs_all = np.nonzero(labels >= 0)  # row-major, as np.nonzero(labels == comp) lists each component
+    comp_of = labels[ys_all, xs_all]
+    order = np.argsort(comp_of, kind="stable")  # grouped by component, row-major within each
+    bounds = np.searchsorted(comp_of[order], np.arange(count + 1))
     for comp in range(count):
-        ys, xs = np.nonzero(labels == comp)
+        pick = order[bounds[comp]:bounds[comp + 1]]
+        ys, xs = ys_all[pick], xs_all[pick]
         cells = np.stack([ys, xs], axis=1)
         for part in _split(cells, features[ys, xs].astype(np.float64), (h, w), min_cells, coherence, max_depth):
             out[part[:, 0], part[:, 1]] = next_id
