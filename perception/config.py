@@ -72,7 +72,7 @@ class EncoderConfig:
 
     name: str = "dualstream_s"
     checkpoint: str = ""  # safetensors path; empty: the shipped default if present, else random init
-    global_every: int = 8  # run the global stream on every N-th frame (keyframes); 1 = every frame
+    global_every: int = 16  # run the global stream on every N-th frame (keyframes); 1 = every frame
     global_scale: float = 0.375  # input scale of the global stream relative to the frame
     global_stages: int = 0  # spread each global-stream run over this many frames; 0 = global_every, 1 = at once
     fusion_query_pool: int = 2  # fusion queries averaged over NxN cells (attention cost / N^2); 0 = the checkpoint's

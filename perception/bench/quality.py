@@ -1,7 +1,7 @@
 """What the fast path costs: the default config against the same model running its global stream on every frame.
 
-Two settings of one checkpoint: ``fast`` (the config's encoder schedule, by default keyframes every 8 frames at
-scale 0.375, each run staged over the 8 frames, fusion queries pooled 2x2, temporal state carrying context
+Two settings of one checkpoint: ``fast`` (the config's encoder schedule, by default keyframes every 16 frames at
+scale 0.375, each run staged over the 16 frames, fusion queries pooled 2x2, temporal state carrying context
 between keyframes) and
 ``every_frame`` (``global_every = 1``, ``global_scale = 1.0``, ``global_stages = 1``, ``fusion_query_pool = 1``: the
 global stream on every frame at full resolution and every feature cell querying it, the model as trained).
