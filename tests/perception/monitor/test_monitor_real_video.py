@@ -72,8 +72,11 @@ def test_normal_footage_is_ok_and_lowlight_fog_noise_are_flagged(bikes, one_torc
     assert share("none", lambda r: r.features.ood < 1.5) >= 0.95, ood
     for shift in ("lowlight", "fog", "noise"):
         assert share(shift, lambda r: r.level in (WARN, ERROR)) >= 0.95, (shift, ood)
-    for shift in ("lowlight", "fog"):  # the features move away from the reference (with the shipped checkpoint
-        assert ood[shift] > 1.8 * ood["none"], (shift, ood)  # not past WARN: the image indicators flag these)
+    # the features move away from the reference (with the shipped checkpoint not past WARN: the image indicators
+    # flag these). With keyframes every 16 frames the class token in the embedding refreshes 16x less often than
+    # with every frame, so the median moves less: lowlight 1.36x and fog 1.43x of `none` (keyframes every 4: > 1.8x)
+    for shift in ("lowlight", "fog"):
+        assert ood[shift] > 1.25 * ood["none"], (shift, ood)
     assert share("noise", lambda r: r.image.noise_level in (WARN, ERROR)) == 1.0
     assert share("lowlight", lambda r: r.image.luminance_level in (WARN, ERROR)) >= 0.95
     assert share("fog", lambda r: r.image.contrast_level in (WARN, ERROR)) >= 0.8
