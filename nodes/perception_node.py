@@ -46,6 +46,7 @@ from perception.io.atomic import write_json
 from perception.io.frame import Frame
 from perception.io.image_codec import ImageDecodeError
 from perception.monitor import StreamMonitor, stream_health
+from perception.runtime.blas import single_threaded_blas
 from perception.runtime.latest import LatestSlot
 from perception.runtime.perceiver import Perceiver
 from perception.runtime.resilience import NonFiniteOutput, ResilientPerceiver
@@ -157,7 +158,8 @@ class PerceptionNode(Node):
                     continue
                 result = self.resilient.process(frame)
                 if self.monitor is not None:
-                    self.monitor.update(frame.image, result.global_embedding)
+                    with single_threaded_blas():  # small products: BLAS threads would only spin (runtime/blas.py)
+                        self.monitor.update(frame.image, result.global_embedding)
                 self._publish(result, header)
                 self.stage_ms = result.timings_ms
             except NonFiniteOutput as exc:  # counted in non_finite_outputs; nothing is published for the frame
