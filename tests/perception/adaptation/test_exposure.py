@@ -95,3 +95,21 @@ def test_lr_x100_is_caught_and_rolled_back_exactly(tiny, factor):
     assert sets_equal(adapter.student, snapshot)               # the worker is back at the snapshot, bit for bit
     adapter.before_frame()
     assert sets_equal(adapter.serving, snapshot)
+
+
+def test_identity_adapter_is_skipped_when_serving_and_applied_when_training(tiny):
+    affine = attach_input_adapter(tiny)
+    x = torch.rand(1, 3, 48, 64)
+    calls = []
+    affine.register_forward_hook(lambda *a: calls.append(1))
+    with torch.inference_mode():
+        served = tiny.encode(x, None)[0].dense
+    assert calls == []                                       # identity, no gradient: not run
+    loss = tiny.encode(x, None)[0].dense.float().pow(2).mean()
+    loss.backward()
+    assert len(calls) == 2 and affine.log_gain.grad is not None and affine.log_gain.grad.abs().sum() > 0
+    with torch.no_grad():
+        affine.log_gain.fill_(0.3)
+    with torch.inference_mode():
+        moved = tiny.encode(x, None)[0].dense
+    assert len(calls) == 4 and not torch.allclose(served, moved)   # off the identity it is applied again
