@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class StepResult:
     """One update: its loss terms, the guard's action (``none`` | ``snapshot`` | ``rollback`` | ``fallback`` |
-    ``unchecked``) and reasons, and the published version (None when nothing was published)."""
+    ``unchecked``, or ``idle`` when there was nothing to adapt) and reasons, and the published version (None when nothing was published)."""
 
     loss: float
     parts: dict[str, float]
@@ -196,6 +196,18 @@ class OnlineAdapter:
         self.teacher = clone_set(values)
         self.optimizer.state.clear()
 
+    def _idle(self) -> bool:
+        """True when an optimizer step would leave the subset exactly as it is: every gradient zero, no moment
+        carried over from earlier steps and no weight decay (an unshifted stream under the exposure objective: its
+        hinges are flat inside the band). The update then skips its steps and the guard's two network forwards, so
+        the worker costs next to nothing while there is nothing to adapt; the teacher already equals the student."""
+        if self.cfg.weight_decay != 0:
+            return False
+        if any(p.grad is not None and bool(p.grad.any()) for p in self.student.values()):
+            return False
+        return all(not bool(t.any()) for state in self.optimizer.state.values() for k, t in state.items()
+                   if k in ("exp_avg", "exp_avg_sq") and torch.is_tensor(t))
+
     def ready(self) -> bool:
         needed = max(self.cfg.min_frames, (self.cfg.clip_length - 1) * min(self.cfg.gaps) + 1)
         return self.guard.status not in (DISABLED, FALLBACK_SOURCE) and len(self.buffer) >= needed
@@ -221,13 +233,17 @@ class OnlineAdapter:
             write_stats(self.worker_model, stats)
         clip = self.buffer.sample_clip(cfg.clip_length, cfg.gaps, self.generator).to(self.device)
         before = self._exposure(clip)
-        for _ in range(cfg.steps_per_update):
+        for step in range(cfg.steps_per_update):
             total, parts, _ = self.objective(self.worker_model, clip, lambda x: self._dense_with(self.teacher, x),
                                              self.student, self.source, self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             if not (total.requires_grad and torch.isfinite(total)):
                 break
             total.backward()
+            if step == 0 and self._idle():
+                self.updates += 1                         # nothing would move: no steps, no check, no publication
+                return StepResult(loss=float(total.detach()), parts={k: float(v) for k, v in parts.items()},
+                                  action="idle")
             self.optimizer.step()
         with torch.no_grad():
             for name, p in self.student.items():

@@ -70,8 +70,21 @@ def test_in_band_stream_is_served_by_the_source_weights_exactly(tiny):
     for _ in range(3):
         result = adapter.step()
         assert result is not None and result.parts["exposure"] == 0.0
+        assert result.action == "idle" and result.version is None   # no steps, no guard forwards, nothing published
+    assert adapter.updates == 3 and adapter.versions.version == 0
     adapter.before_frame()
     assert sets_equal(adapter.serving, adapter.source)
+
+
+def test_an_update_is_not_idle_while_adam_still_carries_momentum(tiny):
+    adapter = adapter_on(tiny, frames(scale=0.2))
+    assert adapter.step().action != "idle"                    # dim: gradients
+    for frame in frames():                                     # back in band: zero gradients, but moments remain
+        adapter.after_frame(frame)
+    adapter.buffer = type(adapter.buffer)(adapter.cfg.buffer_size, adapter.buffer.size)
+    for frame in frames():
+        adapter.after_frame(frame)
+    assert adapter.step().action != "idle"
 
 
 def test_dim_stream_raises_the_gain_and_the_exposure_objective_falls(tiny):
