@@ -222,7 +222,8 @@ class OnlineAdapter:
             with stream:
                 result = self._update()
             result.seconds = time.perf_counter() - started
-            self.last = result
+            self.last = result  # before the count: whoever sees the new count also sees this result (stats())
+            self.updates += 1
             self.rate.tick(result.seconds * 1000.0)
             return result
 
@@ -240,18 +241,16 @@ class OnlineAdapter:
             if not (total.requires_grad and torch.isfinite(total)):
                 break
             total.backward()
-            if step == 0 and self._idle():
-                self.updates += 1                         # nothing would move: no steps, no check, no publication
+            if step == 0 and self._idle():               # nothing would move: no steps, no check, no publication
                 return StepResult(loss=float(total.detach()), parts={k: float(v) for k, v in parts.items()},
                                   action="idle")
             self.optimizer.step()
         with torch.no_grad():
             for name, p in self.student.items():
                 self.teacher[name].lerp_(p.detach(), 1.0 - cfg.ema_momentum)
-        self.updates += 1
         loss = float(total.detach())
         result = StepResult(loss=loss, parts={k: float(v) for k, v in parts.items()}, action="unchecked")
-        if self.updates % cfg.guard_every:
+        if (self.updates + 1) % cfg.guard_every:  # this is update number updates + 1 (step() counts it)
             return result
         sample = self.health(clip, loss)
         sample.exposure_before, sample.exposure_after = before, self._exposure(clip)
@@ -333,8 +332,9 @@ class OnlineAdapter:
                 group["lr"] = self.cfg.lr
 
     def stats(self) -> dict[str, Any]:
+        updates = self.updates  # read first: step() sets ``last`` before it counts, so a counted update has its result
         last = self.last
-        return {"status": self.guard.status, "updates": self.updates, "loss": last.loss if last else float("nan"),
+        return {"status": self.guard.status, "updates": updates, "loss": last.loss if last else float("nan"),
                 "loss_ema": self.guard.loss_ema if self.guard.loss_ema is not None else float("nan"),
                 "rollbacks": self.guard.rollbacks, "trips": self.guard.trips, "drift": self.guard.last_drift,
                 "version": self.versions.applied_version, "updates_per_s": self.rate.rate_hz(),
