@@ -126,6 +126,12 @@ class OnlineAdapter:
         self.snapshot_stats: StatsSet | None = self.source_stats
 
     # -- inference side ------------------------------------------------------------------------------------------
+    @property
+    def touches_global_stream(self) -> bool:
+        """Whether the adapted subset has global-stream parameters (a staged global run must then not span a swap:
+        its blocks would mix two parameter versions; the perceiver drops such a run)."""
+        return any(name.startswith("global_stream.") for name in self.names)
+
     def before_frame(self) -> int | None:
         """At a frame boundary: copy the newest published set into the serving model (with the BN statistics
         command it carries, if any) and fold the last frame's statistics in; the version applied or None."""

@@ -13,7 +13,9 @@ and ``total``. Stamps, frame id and seq are copied from the input frame.
 Online adaptation (optional): ``attach_adapter(adapter, stream)`` with an object that has ``before_frame()`` and
 ``after_frame(frame_tensor, output)`` (``perception.adaptation.OnlineAdapter``). Before each encode of that stream the
 adapter may swap in a complete new parameter set (the frame boundary); after it, the adapter gets the encoder input
-``(1, 3, H, W)`` and the ``EncoderOutput``. Neither waits for an update in progress.
+``(1, 3, H, W)`` and the ``EncoderOutput``. Neither waits for an update in progress. A swap that changes
+global-stream parameters drops a staged global run in progress (``encoder.global_stages``): its remaining blocks
+would run with other parameters than its first ones; the next keyframe starts a new run.
 
 Start-up runs ``runtime.warmup_frames`` blank frames at the encoder input size on a throwaway stream: the first
 frames otherwise pay one-time costs (kernel selection, allocations; about 0.5 s for dualstream_tiny on a 2-core
@@ -172,7 +174,10 @@ class Perceiver:
         timings["preprocess"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
 
         if adapt:
-            self.adapter.before_frame()  # a complete new parameter set, if one was published
+            applied = self.adapter.before_frame()  # a complete new parameter set, if one was published
+            pending = state.encoder.pending if state.encoder is not None else None
+            if applied is not None and pending is not None and getattr(self.adapter, "touches_global_stream", True):
+                state.encoder.pending = None  # a staged global run would mix two versions of the ViT's parameters
         with torch.inference_mode(), autocast(self.device, self.precision):
             output, state.encoder = self.encoder.encode(pre.tensor, state.encoder)
         if adapt:

@@ -129,3 +129,27 @@ def test_cuda_matches_the_cpu_layout(small):
     cos = (result.features * cpu_result.features).sum(-1) / (
         np.linalg.norm(result.features, axis=-1) * np.linalg.norm(cpu_result.features, axis=-1) + 1e-6)
     assert np.median(cos) > 0.98  # fp16 on the GPU computes the same features as fp32 on the CPU
+
+
+def test_a_swap_of_global_stream_parameters_drops_a_staged_run(small):
+    from perception.adaptation import attach_online_adapter
+    from perception.adaptation.config import AdaptationConfig
+
+    perceiver = Perceiver(_small_cfg("encoder.global_every=2", "encoder.global_stages=2"))
+    adapter, _ = attach_online_adapter(perceiver, AdaptationConfig(enabled=True, params="norm"), start=False)
+    assert adapter.touches_global_stream
+    frames = list(small) + list(small)
+    state = lambda: perceiver._streams["default"].encoder  # noqa: E731
+    perceiver.process(frames[0])
+    perceiver.process(frames[1])
+    perceiver.process(frames[2])                           # keyframe 2 starts a staged run
+    assert state().pending is not None and state().pending.done == 1
+    tokens = state().global_tokens
+    adapter.versions.publish({n: p + 0.01 for n, p in adapter.serving.items()})
+    result = perceiver.process(frames[3])                   # the swap lands here: the half-run is dropped
+    assert state().pending is None and not result.keyframe and torch.equal(state().global_tokens, tokens)
+    perceiver.process(frames[4])                           # the next keyframe starts afresh
+    assert state().pending is not None and state().pending.done == 1
+    from perception.adaptation.adapter import OnlineAdapter  # the default subset (input affine) leaves runs alone
+
+    assert not OnlineAdapter(perceiver.encoder, AdaptationConfig(enabled=True, params="input")).touches_global_stream
