@@ -7,14 +7,15 @@ keyframe when ``frame_index % global_every == 0`` or there are no global tokens 
 at ``global_scale`` times the frame resolution and updates the memory tokens; between keyframes the last global
 tokens and memory are reused.
 
-``global_stages = S > 1`` (at most ``global_every``; 0 means ``global_every``) spreads each keyframe's global-stream run over S frames
-instead of one: the keyframe starts it (patch embedding and the first blocks), the next S - 1 frames run the
-following blocks (the depth split as evenly as it goes, larger shares first), and the frame that runs the last
-block swaps the new tokens and memory in (frame S - 1 after the keyframe when the ViT has at least S blocks). Every frame then costs about the same
-(the local stream, the fusion and 1/S of the ViT) where a keyframe used to cost a whole ViT more, which is what a
-30 Hz latest-only consumer needs; the price is that fused features use global context S - 1 frames older. The
-very first frame of a stream has no tokens to fall back on, so its run is never staged. ``output.keyframe`` marks
-the frame whose fusion first uses new global tokens (the keyframe itself when S is 1). The returned state holds tensors as computed (with their autograd graph when
+``global_stages = S > 1`` (at most ``global_every``; 0 means ``global_every``) spreads each keyframe's global-stream
+run over S frames instead of one: the keyframe starts it (patch embedding and the first blocks), the next S - 1
+frames run the following blocks (the depth split as evenly as it goes, larger shares first), and the frame that
+runs the last block swaps the new tokens and memory in (frame S - 1 after the keyframe when the ViT has at least S
+blocks). Every frame then costs about the same (the local stream, the fusion and 1/S of the ViT) where a keyframe
+used to cost a whole ViT more, which is what a 30 Hz latest-only consumer needs; the price is that fused features
+use global context S - 1 frames older. The very first frame of a stream has no tokens to fall back on, so its run
+is never staged. ``output.keyframe`` marks the frame whose fusion first uses new global tokens (the keyframe itself
+when S is 1). The returned state holds tensors as computed (with their autograd graph when
 grads are on: use ``detach_state`` between steps of truncated back-propagation through time).
 
 Inputs are ``(B, 3, H, W)`` floats in [0, 1] (RGB), normalised here with the ImageNet mean/std that DINOv2 uses.
@@ -167,7 +168,8 @@ class DualStreamEncoder(nn.Module):
         )
         return output, new_state
 
-    def _staged(self, x: torch.Tensor, state: EncoderState, keyframe: bool) -> tuple[GlobalTokens, GlobalJob | None, bool]:
+    def _staged(self, x: torch.Tensor, state: EncoderState,
+                keyframe: bool) -> tuple[GlobalTokens, GlobalJob | None, bool]:
         """One frame's share of a staged global run: ``(tokens for this frame's fusion, job still running, whether
         the tokens are new)``. A keyframe starts a job (a job left unfinished by a skipped schedule is dropped)."""
         old = GlobalTokens(state.global_cls, state.global_tokens, state.global_grid, state.memory)

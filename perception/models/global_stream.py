@@ -82,8 +82,8 @@ class GlobalStream(nn.Module):
         """Final norm, class and patch tokens, and the memory update of a job whose blocks have all run."""
         if job.done != self.depth:
             raise ValueError(f"GlobalStream.finish: {job.done} of {self.depth} blocks have run")
-        normed = self.vit.norm(job.tokens)
-        cls, patches = normed[:, 0], normed[:, 1 + self.vit.num_register_tokens:]
+        feats = self.vit.outputs(job.tokens)
+        cls, patches = feats["x_norm_clstoken"], feats["x_norm_patchtokens"]
         if memory is None:
             memory = self.memory.initial(job.tokens.shape[0])
         context = torch.cat([cls.unsqueeze(1), patches], dim=1)

@@ -153,6 +153,11 @@ class VisionTransformer(nn.Module):
         tokens = self.prepare_tokens(x, masks)
         for block in self.blocks:
             tokens = block(tokens)
+        return self.outputs(tokens, masks)
+
+    def outputs(self, tokens: torch.Tensor, masks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The output dictionary of ``forward_features`` from the tokens after the last block (final norm, then the
+        class, register and patch tokens apart); also used by a run staged over several calls."""
         normed = self.norm(tokens)
         first_patch = 1 + self.num_register_tokens
         return {

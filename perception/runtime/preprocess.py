@@ -11,9 +11,9 @@ back to input pixels as ``(x / sx, y / sy, w / sx, h / sy)``. A size of 0 in the
 The steps are fused for speed: one ``cv2.resize`` on uint8 (INTER_AREA when shrinking below ``AREA_BELOW`` = 0.75
 of the size, where bilinear sampling would skip pixels and alias; INTER_LINEAR otherwise: a 768x576 -> 640x480
 shrink took 3.1 ms with INTER_AREA and 0.6 ms with INTER_LINEAR, one thread, on the 2-core CPU, where each
-output pixel spans 1.2 input pixels and the bilinear taps already cover it), one ``torch.from_numpy`` (zero copy), one transfer, one division on the device, and
-a ``channels_last`` view (the NCHW tensor built from NHWC memory is already channels_last, so no copy).
-Normalisation (mean/std) belongs to the encoder.
+output pixel spans 1.2 input pixels and the bilinear taps already cover it), one ``torch.from_numpy`` (zero
+copy), one transfer, one division on the device, and a ``channels_last`` view (the NCHW tensor built from NHWC
+memory is already channels_last, so no copy). Normalisation (mean/std) belongs to the encoder.
 """
 
 from __future__ import annotations
