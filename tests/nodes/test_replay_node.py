@@ -91,9 +91,10 @@ def test_scaled_timing_and_clock(ros, tmp_path):
     time.sleep(0.3)
     walls = [json.loads(line)["wall_ns"] for line in (tmp_path / "replay.jsonl").read_text().splitlines()]
     assert len(walls) == 20 and (walls[-1] - walls[0]) / 1e9 == pytest.approx(0.95, abs=0.06)
-    # the replay's own publish times are checked tightly above; at the probe, receipt can lag behind a loaded
-    # machine's executor (CI saw 1.22 s): paced (not a burst) and not much slower is what the receipts can show
-    assert len(images) == 20 and 0.7 <= images[-1] - images[0] <= 1.6, images[-1] - images[0]
+    # the replay's own publish times are checked tightly above. The probe's receipts come in bursts (the test
+    # executor's spin: gaps of 0.3 s between bursts on a quiet machine) and one can come late (spans of 1.22 s and
+    # 1.98 s were seen for 0.95 s of publishing), so they only show that all 20 arrived and were not one burst
+    assert len(images) == 20 and images[-1] - images[0] >= 0.5, images[-1] - images[0]
     assert clocks == sorted(clocks), "/clock went backwards"
     assert clocks[0] >= START_NS and clocks[-1] == START_NS + 19 * 100_000_000
     assert len(clocks) >= 40  # ticks between images (50 Hz for 0.95 s), not only at them
