@@ -99,10 +99,16 @@ class _Hook:
     def __init__(self, tracker: NormStatsTracker | None, name: str, norm: nn.Module, folded: bool) -> None:
         self.tracker, self.name, self.norm, self.folded = tracker, name, norm, folded
 
-    def __call__(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], *output: object) -> None:
+    @property
+    def active(self) -> bool:
+        """Whether this frame is measured (``ConvNormAct`` fuses its activation into the convolution otherwise)."""
         tracker = self.tracker
-        if tracker is None or not tracker.measuring or self.norm.training:
+        return tracker is not None and tracker.measuring and not self.norm.training
+
+    def __call__(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], *output: object) -> None:
+        if not self.active:
             return None
+        tracker = self.tracker
         mean, var = channel_stats(inputs[0])
         if self.folded:
             mean, var = unfold_bn(self.norm, mean, var)

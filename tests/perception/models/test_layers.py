@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from perception.models.layers import Attention, Block, CrossAttention, LayerScale, sincos_2d
@@ -73,3 +74,74 @@ def test_folded_batchnorm_in_eval_equals_conv_then_norm():
     expected = torch.relu(block.norm(block.conv(x)))
     assert torch.allclose(block(x), expected, atol=1e-5)
     assert block(x).shape == (2, 6, 5, 6)
+
+
+def _ops_run(fn) -> set[str]:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return {event.key for event in prof.key_averages()}
+
+
+def _random_block(groups: int = 1):
+    from perception.models.layers import ConvNormAct
+
+    torch.manual_seed(1)
+    block = ConvNormAct(6, 6, kernel_size=3, stride=1, groups=groups)
+    with torch.no_grad():
+        block.norm.running_mean.uniform_(-1, 1)
+        block.norm.running_var.uniform_(0.5, 2)
+        block.norm.weight.uniform_(0.5, 1.5)
+        block.norm.bias.uniform_(-1, 1)
+    return block.eval()
+
+
+@pytest.mark.parametrize("groups", [1, 6])
+def test_inference_fuses_conv_and_relu_with_the_same_values(groups):
+    from perception.models.layers.conv import _MKLDNN_POINTWISE
+
+    if not _MKLDNN_POINTWISE:
+        pytest.skip("this torch build has no oneDNN pointwise convolution")
+    block = _random_block(groups)
+    x = torch.randn(1, 6, 24, 32).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = torch.relu(block.norm(block.conv(x)))
+    with torch.inference_mode():
+        ops = _ops_run(lambda: block(x))
+        fused = block(x)
+        assert "mkldnn::_convolution_pointwise" in ops and "aten::relu" not in ops
+        assert torch.allclose(fused, expected, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fused_bf16 = block(x)
+        assert fused_bf16.dtype == torch.bfloat16
+        assert torch.allclose(fused_bf16.float(), expected, atol=0.05 * float(expected.abs().max()))
+    # with autograd on (online adaptation's updates) the plain ops run and gradients flow
+    y = block(x.requires_grad_())
+    assert "mkldnn::_convolution_pointwise" not in _ops_run(lambda: block(x))
+    y.sum().backward()
+    assert x.grad is not None and torch.allclose(y, expected, atol=1e-5)
+
+
+def test_an_active_hook_on_the_activation_sees_the_pre_activation():
+    """The BN-statistics tracker reads the folded output before the ReLU on measured frames: the unit must not fuse
+    the ReLU away then, and may fuse it when the hook says it is idle."""
+    block = _random_block()
+    seen: list[torch.Tensor] = []
+
+    class Hook:
+        active = True
+
+        def __call__(self, module, inputs):
+            seen.append(inputs[0].clone())
+
+    hook = Hook()
+    block.act.register_forward_pre_hook(hook)
+    x = torch.randn(1, 6, 12, 16)
+    with torch.inference_mode():
+        out = block(x)
+        assert len(seen) == 1 and float(seen[0].min()) < 0.0        # before the ReLU
+        assert torch.equal(out, torch.relu(seen[0]))
+        hook.active = False
+        block(x)
+        assert len(seen) == 1                                        # fused: the act module never ran
