@@ -40,7 +40,7 @@ class ConvNormAct(nn.Module):
         if not self.training and isinstance(self.norm, nn.BatchNorm2d) and self.norm.track_running_stats:
             weight, shift = self._folded()
             if _fusable(x) and self._act_unobserved():
-                return _fused_conv_act(x, weight, shift, self.conv, "relu" if isinstance(self.act, nn.ReLU) else "none")
+                return _fused_conv_act(x, weight, shift, self.conv, isinstance(self.act, nn.ReLU))
             conv = self.conv
             return self.act(F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups))
         return self.act(self.norm(self.conv(x)))
@@ -68,34 +68,6 @@ class ConvNormAct(nn.Module):
         return not any(getattr(hook, "active", True) for hook in act._forward_pre_hooks.values())
 
 
-# oneDNN's convolution with a fused post-op (``torch.ops.mkldnn._convolution_pointwise``, the kernel torch's own
-# inductor emits for conv + ReLU on CPU): the bias and the ReLU are applied while the output is written, instead of
-# a second pass over it. Measured on the 2-core CPU (bf16, one thread): a 1x1 conv 24 -> 48 at 320x240, 4.2 ms
-# with F.conv2d + relu against 0.76 ms fused; the dualstream_s local stream at 640x480, 11.5-12.7 -> 6.0-7.9 ms,
-# the same outputs to the last bit.
-_MKLDNN_POINTWISE = (torch.backends.mkldnn.is_available()
-                     and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
-
-
-def _fusable(x: torch.Tensor) -> bool:
-    """Inference on the CPU without autograd, outside tracing and export (the ONNX graph keeps plain ops)."""
-    return (_MKLDNN_POINTWISE and x.device.type == "cpu" and not torch.is_grad_enabled()
-            and x.dtype in (torch.float32, torch.bfloat16)
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export())
-
-
-def _fused_conv_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, conv: nn.Conv2d,
-                    act: str) -> torch.Tensor:
-    """``act(conv2d(x, weight, bias))`` in one oneDNN call, in the dtype CPU autocast would run the convolution in
-    (the op itself is not autocast-aware)."""
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    if dtype not in (torch.float32, torch.bfloat16):
-        dtype = torch.float32
-    return torch.ops.mkldnn._convolution_pointwise(
-        x.to(dtype), weight.to(dtype), bias.to(dtype), list(conv.padding), list(conv.stride), list(conv.dilation),
-        conv.groups, act, [], "")
-
-
 class DepthwiseSeparable(nn.Module):
     """Depthwise ``kernel_size`` conv (stride ``stride``) then pointwise 1x1; residual when shapes match."""
 
@@ -116,3 +88,36 @@ class DepthwiseSeparable(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.pw(self.dw(x))
         return x + out if self.use_residual else out
+
+
+# oneDNN's convolution with a fused post-op (``torch.ops.mkldnn._convolution_pointwise``, the kernel torch's own
+# inductor emits for conv + ReLU on CPU): the bias and the activation are applied while the output is written,
+# instead of a second pass over it. Measured on the 2-core CPU (bf16, one thread): a 1x1 conv 24 -> 48 at 320x240,
+# 1.9 ms with F.conv2d + relu_ against 0.8-1.0 ms fused; the dualstream_s local stream at 640x480, 11.5-12.7 ->
+# about 7 ms. The post-op is a leaky ReLU of slope LEAK, not oneDNN's ReLU: that one returns 0 for NaN (a max with
+# 0), which would hide a poisoned model (NaN weights from a bad update) from the non-finite output check
+# (``perception.runtime.resilience``); a slope of 1e-30 keeps NaN and inf flowing as aten's relu does and moves no
+# other output by more than 1e-30 of its size.
+_MKLDNN_POINTWISE = (torch.backends.mkldnn.is_available()
+                     and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+LEAK = 1e-30
+
+
+def _fusable(x: torch.Tensor) -> bool:
+    """Inference on the CPU without autograd, outside tracing and export (the ONNX graph keeps plain ops)."""
+    return (_MKLDNN_POINTWISE and x.device.type == "cpu" and not torch.is_grad_enabled()
+            and x.dtype in (torch.float32, torch.bfloat16)
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export())
+
+
+def _fused_conv_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, conv: nn.Conv2d,
+                    relu: bool) -> torch.Tensor:
+    """``act(conv2d(x, weight, bias))`` in one oneDNN call, in the dtype CPU autocast would run the convolution in
+    (the op itself is not autocast-aware)."""
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    if dtype not in (torch.float32, torch.bfloat16):
+        dtype = torch.float32
+    attr, scalars = ("leaky_relu", [LEAK]) if relu else ("none", [])
+    return torch.ops.mkldnn._convolution_pointwise(
+        x.to(dtype), weight.to(dtype), bias.to(dtype), list(conv.padding), list(conv.stride), list(conv.dilation),
+        conv.groups, attr, scalars, "")

@@ -116,6 +116,11 @@ def test_inference_fuses_conv_and_relu_with_the_same_values(groups):
             fused_bf16 = block(x)
         assert fused_bf16.dtype == torch.bfloat16
         assert torch.allclose(fused_bf16.float(), expected, atol=0.05 * float(expected.abs().max()))
+        kept = float(block.conv.weight[0, 0, 0, 0])
+        block.conv.weight[0, 0, 0, 0] = float("nan")                   # a poisoned weight stays visible
+        poisoned = block(x)
+        assert torch.isnan(poisoned[:, 0]).float().mean() > 0.5 and torch.isfinite(poisoned[:, 1:]).all()
+        block.conv.weight[0, 0, 0, 0] = kept
     # with autograd on (online adaptation's updates) the plain ops run and gradients flow
     y = block(x.requires_grad_())
     assert "mkldnn::_convolution_pointwise" not in _ops_run(lambda: block(x))
