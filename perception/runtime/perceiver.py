@@ -69,6 +69,18 @@ class StreamState:
     frames: int = 0
 
 
+@dataclass
+class Encoded:
+    """A frame between ``Perceiver.encode`` and ``Perceiver.finish``."""
+
+    frame: Frame
+    pre: Preprocessed
+    output: EncoderOutput
+    state: StreamState
+    timings: dict[str, float]
+    started: float  # perf_counter at the start of encode
+
+
 class Perceiver:
     """``Perceiver(cfg)`` with ``cfg.encoder``, ``cfg.detector`` and ``cfg.runtime`` (a ``Config`` or a node config).
 
@@ -161,11 +173,28 @@ class Perceiver:
 
     def process(self, frame: Frame, stream: str = DEFAULT_STREAM) -> PerceptionResult:
         """Run the whole chain on ``frame`` as the next frame of ``stream``."""
+        return self.finish(self.encode(frame, stream))
+
+    def encode(self, frame: Frame, stream: str = DEFAULT_STREAM) -> Encoded:
+        """The first half of ``process``: preprocess, the adapter's frame boundary, the encoder. ``finish`` does the
+        rest; it may run on another thread while this one encodes the next frame of the same stream (a
+        ``perception.runtime.staged.TwoStage``), since the two halves share no state: the encoder state and the
+        adapter belong to this half, the detector, PCA basis and frame count to the other."""
         with self._lock:
             adapt = self.adapter is not None and self._adapt_stream in (None, stream)
-            return self._process(frame, self._stream(stream), adapt)
+            return self._encode(frame, self._stream(stream), adapt)
+
+    def finish(self, encoded: Encoded) -> PerceptionResult:
+        """The second half of ``process``: detection, pictures, the result (``timings_ms['total']`` spans both
+        halves, the wait between them included)."""
+        result = self.heads(encoded.frame, encoded.pre, encoded.output, 0, encoded.state, encoded.timings)
+        encoded.timings["total"] = (time.perf_counter() - encoded.started) * 1000.0
+        return result
 
     def _process(self, frame: Frame, state: StreamState, adapt: bool = False) -> PerceptionResult:
+        return self.finish(self._encode(frame, state, adapt))
+
+    def _encode(self, frame: Frame, state: StreamState, adapt: bool = False) -> Encoded:
         timings: dict[str, float] = {}
         t0 = t = time.perf_counter()
 
@@ -183,9 +212,7 @@ class Perceiver:
         if adapt:
             self.adapter.after_frame(pre.tensor, output)
         timings["encoder"] = (time.perf_counter() - t) * 1000.0
-        result = self.heads(frame, pre, output, 0, state, timings)
-        timings["total"] = (time.perf_counter() - t0) * 1000.0
-        return result
+        return Encoded(frame, pre, output, state, timings, t0)
 
     def heads(self, frame: Frame, pre: Preprocessed, output: EncoderOutput, index: int, state: StreamState,
               timings: dict[str, float]) -> PerceptionResult:

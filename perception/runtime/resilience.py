@@ -114,15 +114,23 @@ class ResilientPerceiver:
     # -- processing ----------------------------------------------------------------------------------------------
     def process(self, frame: Frame, stream: str = DEFAULT_STREAM) -> PerceptionResult:
         """The perceiver's result for ``frame``; ``NonFiniteOutput`` when the model gave NaN/inf (frame dropped)."""
+        return self.finish(self.encode(frame, stream), stream)
+
+    def encode(self, frame: Frame, stream: str = DEFAULT_STREAM) -> Any:
+        """``Perceiver.encode`` down the out-of-memory ladder (the half that holds the model's memory)."""
         while True:
             try:
-                result = self.perceiver.process(frame, stream)
-                break
+                return self.perceiver.encode(frame, stream)
             except torch.OutOfMemoryError as exc:
                 self.out_of_memory += 1
                 self._release()
                 if self.degrade(frame, exc) is None:
                     raise
+
+    def finish(self, encoded: Any, stream: str = DEFAULT_STREAM) -> PerceptionResult:
+        """``Perceiver.finish``, then the non-finite check (``NonFiniteOutput``: the frame is dropped, the stream's
+        state reset, the adaptation guard told)."""
+        result = self.perceiver.finish(encoded)
         report = non_finite_report(result)
         if report:
             self.non_finite += 1
@@ -130,8 +138,8 @@ class ResilientPerceiver:
             action = ""
             if self.adapter is not None and not self.adaptation_skipped:
                 action = f"; adaptation guard: {inform_guard(self.adapter, f'non-finite model output ({report})')}"
-            raise NonFiniteOutput(f"frame {frame.seq}: model output is not finite ({report}); frame dropped, "
-                                  f"stream state reset{action}")
+            raise NonFiniteOutput(f"frame {encoded.frame.seq}: model output is not finite ({report}); frame "
+                                  f"dropped, stream state reset{action}")
         return result
 
     def values(self) -> dict[str, Any]:
