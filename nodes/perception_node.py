@@ -5,8 +5,11 @@ with the input header: ``detections`` (vision_msgs/Detection2DArray), ``features
 stride-8 cell), ``features/pca`` (rgb8), ``debug/image`` (rgb8 overlay) and ``/diagnostics``.
 
 The subscription callback only decodes and hands the frame to a latest-only slot; a worker thread runs the core
-``Perceiver`` on the newest frame, so a slow model drops old frames (counted) instead of queueing them. A bad message
-is logged with what was wrong, counted, and skipped.
+``Perceiver`` on the newest frame, so a slow model drops old frames (counted) instead of queueing them. With
+``runtime.pipelined`` (default) the worker only encodes; detection, the monitor and publishing of that frame run on a
+second thread (``perception.runtime.staged.TwoStage``) while the worker encodes the next one, so the frame rate is set
+by the longer half instead of their sum; every encoded frame is finished, in order. A bad message is logged with what
+was wrong, counted, and skipped.
 
 ``camera_info`` is always subscribed. With ``rectify: true`` the worker undistorts and rectifies each frame with the
 latest calibration received (``perception.geometry.rectify``; maps built once per calibration and resolution) before
@@ -50,6 +53,7 @@ from perception.runtime.blas import single_threaded_blas
 from perception.runtime.latest import LatestSlot
 from perception.runtime.perceiver import Perceiver
 from perception.runtime.resilience import NonFiniteOutput, ResilientPerceiver
+from perception.runtime.staged import TwoStage
 from perception.runtime.stats import RollingStats
 
 
@@ -62,7 +66,8 @@ class PerceptionNode(Node):
         super().__init__(name, **kwargs)
         self.params = ConfigParameters(self, PerceptionNodeConfig(),
                                        read_only=("encoder.", "qos.", "input_transport", "runtime.device",
-                                                  "runtime.precision", "runtime.threads", "monitor.",
+                                                  "runtime.precision", "runtime.threads", "runtime.pipelined",
+                                                  "monitor.",
                                                   *_ADAPTATION_RESTART),
                                        on_change=self._apply_config)
         cfg: PerceptionNodeConfig = self.params.config
@@ -97,6 +102,8 @@ class PerceptionNode(Node):
         self.stage_ms: dict[str, float] = {}
         self.seq = 0
         self._stop = threading.Event()
+        self.tail = (TwoStage(self._finish, lambda item, exc: self._failed(item[0], exc), name="perception_finish")
+                     if cfg.runtime.pipelined else None)
         self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
         self._worker.start()
         self.diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
@@ -148,6 +155,8 @@ class PerceptionNode(Node):
         return dataclasses.replace(frame, image=rectifier.rectify(frame.image))
 
     def _work(self) -> None:
+        """The first half of each frame (rectify, encode) on this thread; the second half (detection, monitor,
+        publishing) here too, or on ``self.tail`` while the next frame is encoded (``runtime.pipelined``)."""
         while not self._stop.is_set():
             item = self.slot.get(timeout=0.1)
             if item is None:
@@ -156,23 +165,37 @@ class PerceptionNode(Node):
             try:
                 if self.params.config.rectify and (frame := self._rectified(frame)) is None:
                     continue
-                result = self.resilient.process(frame)
-                if self.monitor is not None:
-                    with single_threaded_blas():  # small products: BLAS threads would only spin (runtime/blas.py)
-                        self.monitor.update(frame.image, result.global_embedding)
-                self._publish(result, header)
-                self.stage_ms = result.timings_ms
-            except NonFiniteOutput as exc:  # counted in non_finite_outputs; nothing is published for the frame
-                self.last_problem = str(exc)
-                self.get_logger().warning(str(exc), throttle_duration_sec=2.0)
-                continue
+                encoded = self.resilient.encode(frame)
             except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is counted and logged
-                self.errors += 1
-                self.last_problem = f"processing: {type(exc).__name__}: {exc}"
-                self.get_logger().error(f"frame {frame.seq} failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=2.0)
+                self._failed(frame, exc)
                 continue
-            self.processing.tick((time.monotonic() - received_at) * 1000.0)
+            if self.tail is not None:
+                self.tail.submit((frame, header, received_at, encoded))
+            else:
+                self._finish((frame, header, received_at, encoded))
+
+    def _finish(self, item) -> None:
+        frame, header, received_at, encoded = item
+        try:
+            result = self.resilient.finish(encoded)
+            if self.monitor is not None:
+                with single_threaded_blas():  # small products: BLAS threads would only spin (runtime/blas.py)
+                    self.monitor.update(frame.image, result.global_embedding)
+            self._publish(result, header)
+            self.stage_ms = result.timings_ms
+        except NonFiniteOutput as exc:  # counted in non_finite_outputs; nothing is published for the frame
+            self.last_problem = str(exc)
+            self.get_logger().warning(str(exc), throttle_duration_sec=2.0)
+            return
+        except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is counted and logged
+            self._failed(frame, exc)
+            return
+        self.processing.tick((time.monotonic() - received_at) * 1000.0)
+
+    def _failed(self, frame: Frame, exc: BaseException) -> None:
+        self.errors += 1
+        self.last_problem = f"processing: {type(exc).__name__}: {exc}"
+        self.get_logger().error(f"frame {frame.seq} failed: {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
 
     def _publish(self, result, header) -> None:
         self.outputs.publish(result, header, self.params.config.runtime)
@@ -240,6 +263,8 @@ class PerceptionNode(Node):
             self._stop.set()
             self.slot.close()
             self._worker.join(timeout=5.0)
+            if self.tail is not None:
+                self.tail.close()
             if self.adapter is not None:
                 self.adapter.stop(save=True)
             self.write_stats()

@@ -148,6 +148,7 @@ class RuntimeConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     threads: int = 0  # torch intra-op threads; 0 = library default
     warmup_frames: int = 2  # blank frames run at start-up so the first real frame is not slow (0: off)
+    pipelined: bool = True  # node: detect and publish frame t on a second thread while t+1 is encoded (TwoStage)
     publish_features: bool = True
     publish_pca: bool = True
     publish_debug: bool = True

@@ -35,8 +35,8 @@ def _perception(ros, **params) -> PerceptionNode:
 class Probe:
     """A node that publishes images and collects everything the perception node publishes."""
 
-    def __init__(self, ros) -> None:
-        self.node = ros.add(rclpy.node.Node("probe", context=ros.context))
+    def __init__(self, ros, namespace: str = "") -> None:
+        self.node = ros.add(rclpy.node.Node("probe", context=ros.context, namespace=namespace))
         qos = image_qos("reliable", 10)
         self.image_pub = self.node.create_publisher(Image, "image", qos)
         self.compressed_pub = self.node.create_publisher(CompressedImage, "image/compressed", qos)
@@ -155,3 +155,34 @@ def test_runtime_parameter_changes_are_validated(ros):
     assert accepted.successful and node.params.config.detector.score_threshold == 0.6
     read_only = node.set_parameters([Parameter("encoder.name", value="dualstream_s")])[0]
     assert not read_only.successful
+
+
+def _boxes(msg: Detection2DArray) -> list[tuple[float, ...]]:
+    return [(d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x, d.bbox.size_y) for d in msg.detections]
+
+
+def test_pipelined_and_serial_nodes_publish_the_same_results(ros, wait_for):
+    """runtime.pipelined runs detection and publishing on a second thread: same outputs, same order, as in series
+    (each node and its probe in a namespace of their own)."""
+    torch = pytest.importorskip("torch")
+    runs = {}
+    for pipelined in (False, True):
+        namespace = "/pipelined" if pipelined else "/serial"
+        params = {**TINY, "runtime.pipelined": pipelined, "runtime.publish_pca": False, "runtime.publish_debug": False}
+        torch.manual_seed(0)  # the same random tiny encoder in both nodes
+        node = ros.add(PerceptionNode(context=ros.context, namespace=namespace,
+                                      parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]))
+        assert (node.tail is not None) == pipelined
+        probe = Probe(ros, namespace)
+        _wait_subscribed(probe, node, wait_for)
+        for sec, pixels in enumerate(FRAMES, start=1):
+            probe.image_pub.publish(probe.raw(pixels, "rgb8", sec))
+            assert wait_for(lambda: len(probe.detections) == sec, timeout=20.0)
+        assert wait_for(lambda: len(probe.features) == len(FRAMES), timeout=5.0)
+        runs[pipelined] = ([m.header.stamp.sec for m in probe.detections], [_boxes(m) for m in probe.detections],
+                           [image_to_features(m) for m in probe.features])
+        assert node.counters()["processed"] == len(FRAMES) and node.counters()["processing_errors"] == 0
+    assert runs[True][0] == runs[False][0] == list(range(1, len(FRAMES) + 1))
+    assert runs[True][1] == runs[False][1] and sum(len(b) for b in runs[True][1]) > 0
+    for a, b in zip(runs[True][2], runs[False][2]):
+        np.testing.assert_array_equal(a, b)
