@@ -34,7 +34,14 @@ class MonitoredPerceiver:
         self.monitor_ms: list[float] = []
 
     def process(self, frame: Frame) -> PerceptionResult:
-        result = self.perceiver.process(frame)
+        return self.finish(self.perceiver.encode(frame))
+
+    def encode(self, frame: Frame) -> Any:
+        return self.perceiver.encode(frame)
+
+    def finish(self, encoded: Any) -> PerceptionResult:
+        result = self.perceiver.finish(encoded)
+        frame = encoded.frame
         if self.monitor is not None:
             start = time.perf_counter()
             with single_threaded_blas():
@@ -86,7 +93,7 @@ def measure_pipeline(cfg: Any, max_frames: int = 0, warmup: int = 8, adaptation:
     processor, adapter = build_perceiver(cfg, adaptation)
     if warmup > 0:
         _warm(processor, cfg, warmup)
-    pipeline = Pipeline(open_source(cfg.source), processor, realtime=False)
+    pipeline = Pipeline(open_source(cfg.source), processor, realtime=False, pipelined=cfg.runtime.pipelined)
     try:
         with Stopwatch() as watch:
             stats = pipeline.run(max_frames=max_frames or None)
@@ -110,6 +117,7 @@ def measure_pipeline(cfg: Any, max_frames: int = 0, warmup: int = 8, adaptation:
                     "global_stages": cfg.encoder.global_stages, "fusion_query_pool": cfg.encoder.fusion_query_pool,
                     "input": [cfg.encoder.input_width, cfg.encoder.input_height]},
         "device": str(perceiver.device), "precision": perceiver.precision, "torch_threads": perceiver.threads,
+        "pipelined": cfg.runtime.pipelined,
         "adaptation": adapter_stats,
         "load_average": {"before": watch.load_before, "after": watch.load_after},
     }

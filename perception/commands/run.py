@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     total = min(v for v in (args.max_frames, length) if v) if (args.max_frames or length) else None
     progress = _ProgressLine(total, enabled=not args.no_progress)
     pipeline = Pipeline(source, perceiver, sinks, realtime=args.realtime, rate_hz=cfg.source.rate_hz or None,
-                        progress=progress)
+                        progress=progress, pipelined=cfg.runtime.pipelined)
     try:
         pipeline.run(max_frames=args.max_frames, duration_s=args.duration)  # closes the source and the sinks
     finally:

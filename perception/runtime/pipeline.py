@@ -12,7 +12,13 @@ the newest frame and hands the result to every sink. Two modes:
 Counts are exact: at the end ``frames_read == frames_processed + frames_dropped + frames_failed`` (``failed`` is 1
 only when processing raised). Latency is measured from the moment the producer handed a frame over (right after
 the source released it in real time; after the previous frame was taken otherwise, so that lock-step waiting does
-not count) to the moment its result was ready; time in the slot waiting for a busy consumer counts. The pipeline closes the source and every sink, also on errors and Ctrl-C.
+not count) to the moment its result was ready; time in the slot waiting for a busy consumer counts. The pipeline
+closes the source and every sink, also on errors and Ctrl-C.
+
+``pipelined=True`` (``runtime.pipelined``; a processor with ``encode`` and ``finish``, as ``Perceiver`` has): this
+thread encodes and a second one (``perception.runtime.staged.TwoStage``) finishes each frame (detection, sinks)
+while the next is encoded; every encoded frame is finished in order. After an error the frame being encoded is not
+finished either, so ``frames_failed`` can be 2.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from perception.io.frame import Frame, FrameSource
 from perception.runtime.latest import LatestSlot, SlotClosed
 from perception.runtime.result import PerceptionResult
 from perception.runtime.sinks import Sink
+from perception.runtime.staged import TwoStage
 from perception.runtime.stats import percentiles
 
 log = logging.getLogger(__name__)
@@ -85,9 +92,14 @@ class Pipeline:
 
     def __init__(self, source: FrameSource, perceiver: FrameProcessor, sinks: Sequence[Sink] = (),
                  realtime: bool = False, rate_hz: float | None = None,
-                 progress: Callable[[Progress], None] | None = None, join_timeout_s: float = 5.0) -> None:
+                 progress: Callable[[Progress], None] | None = None, join_timeout_s: float = 5.0,
+                 pipelined: bool = False) -> None:
+        if pipelined and not (hasattr(perceiver, "encode") and hasattr(perceiver, "finish")):
+            raise TypeError(f"Pipeline: pipelined=True needs a processor with encode() and finish() "
+                            f"(a Perceiver); {type(perceiver).__name__} has only process()")
         self.source = source
         self.perceiver = perceiver
+        self.pipelined = pipelined
         self.sinks = list(sinks)
         self.realtime = realtime
         self.rate_hz = rate_hz
@@ -148,10 +160,36 @@ class Pipeline:
         processed = keyframes = 0
         reason, error = "", None
         started = time.monotonic()
+        failures: list[BaseException] = []
+
+        def complete(frame: Frame, got_at: float, result: PerceptionResult) -> None:
+            nonlocal processed, keyframes
+            latencies.append((time.monotonic() - got_at) * 1000.0)
+            sink_start = time.perf_counter()
+            for sink in self.sinks:
+                sink.write(result, frame)
+            processed += 1
+            keyframes += int(bool(result.keyframe))
+            for name, value in result.timings_ms.items():
+                stages[name].append(float(value))
+            stages["sinks"].append((time.perf_counter() - sink_start) * 1000.0)
+            if self.progress is not None:
+                counts = self._slot.counts()
+                self.progress(Progress(counts["put"], processed, counts["dropped"], time.monotonic() - started,
+                                       result))
+
+        def finish(item: tuple[Frame, float, object]) -> None:
+            if not failures:  # after a failure nothing more is finished (those frames count as failed)
+                complete(item[0], item[1], self.perceiver.finish(item[2]))  # type: ignore[attr-defined]
+
+        tail = (TwoStage(finish, lambda item, exc: failures.append(exc), name="pipeline_finish")
+                if self.pipelined else None)
         producer = threading.Thread(target=self._produce, args=(max_frames,), name="pipeline_producer", daemon=True)
         producer.start()
         try:
             while True:
+                if failures:
+                    raise failures[0]
                 if duration_s is not None and time.monotonic() - started >= duration_s:
                     reason = "duration"
                     break
@@ -161,25 +199,21 @@ class Pipeline:
                         break
                     continue
                 frame, got_at = item
-                result = self.perceiver.process(frame)
-                latencies.append((time.monotonic() - got_at) * 1000.0)
-                sink_start = time.perf_counter()
-                for sink in self.sinks:
-                    sink.write(result, frame)
-                processed += 1
-                keyframes += int(bool(result.keyframe))
-                for name, value in result.timings_ms.items():
-                    stages[name].append(float(value))
-                stages["sinks"].append((time.perf_counter() - sink_start) * 1000.0)
-                if self.progress is not None:
-                    counts = self._slot.counts()
-                    self.progress(Progress(counts["put"], processed, counts["dropped"],
-                                           time.monotonic() - started, result))
+                if tail is None:
+                    complete(frame, got_at, self.perceiver.process(frame))
+                else:
+                    tail.submit((frame, got_at, self.perceiver.encode(frame)))  # type: ignore[attr-defined]
+            if tail is not None:
+                tail.close(None)  # the frames in flight are finished
+                if failures:
+                    raise failures[0]
         except KeyboardInterrupt:
             reason = "interrupted"
         except BaseException as exc:
             reason, error = "error", exc
         finally:
+            if tail is not None:
+                tail.close(self.join_timeout_s)
             self._shutdown(producer)
         for late in (self._producer_error, self._close_error):
             if error is None and late is not None:

@@ -49,8 +49,9 @@ class TwoStage:
         """Wait until every submitted item has been finished."""
         self._queue.join()
 
-    def close(self, timeout: float = 5.0) -> bool:
-        """Finish what was submitted, then stop the worker; False when it did not stop within ``timeout`` s."""
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Finish what was submitted, then stop the worker; False when it did not stop within ``timeout`` s (None:
+        wait as long as it takes)."""
         if not self._closed:
             self._closed = True
             self._queue.put(_STOP)

@@ -105,3 +105,42 @@ def test_progress_callback_sees_each_result():
     seen = []
     Pipeline(_scene(6), TimedProcessor(0.0), [], progress=lambda p: seen.append((p.processed, p.last.seq))).run()
     assert seen == [(i + 1, i) for i in range(6)]
+
+
+class StagedProcessor(TimedProcessor):
+    """``encode`` and ``finish`` take ``delay_s`` each; ``finish`` raises ``fail`` on frame ``fail_at``."""
+
+    def encode(self, frame: Frame) -> Frame:
+        time.sleep(self.delay_s)
+        return frame
+
+    def finish(self, frame: Frame) -> PerceptionResult:
+        return self.process(frame)
+
+
+def test_pipelined_run_overlaps_the_halves_and_keeps_every_frame_in_order():
+    source, sink, proc = _scene(30), MemorySink(), StagedProcessor(0.02)
+    started = time.monotonic()
+    stats = Pipeline(source, proc, [sink], realtime=False, pipelined=True).run()
+    elapsed = time.monotonic() - started
+    assert (stats.frames_read, stats.frames_processed, stats.frames_dropped, stats.frames_failed) == (30, 30, 0, 0)
+    assert [r.seq for r in sink.results] == list(range(30)) and stats.stop_reason == "end" and sink.closed
+    assert elapsed < 0.8 * 30 * 0.04  # in series 30 x 40 ms; overlapped about 30 x 20 ms
+    assert stats.latency_ms["p50"] >= 40.0  # a frame still takes both halves
+
+
+def test_pipelined_error_in_the_second_half_is_raised_with_consistent_counts():
+    source, sink = _scene(20), MemorySink()
+    pipeline = Pipeline(source, StagedProcessor(0.005, fail_at=3, fail=ValueError("bad frame")), [sink],
+                        realtime=False, pipelined=True)
+    with pytest.raises(ValueError, match="bad frame"):
+        pipeline.run()
+    stats = pipeline.stats
+    assert stats.stop_reason == "error" and stats.frames_processed == 3 and 1 <= stats.frames_failed <= 2
+    assert stats.frames_read == stats.frames_processed + stats.frames_dropped + stats.frames_failed
+    assert [r.seq for r in sink.results] == [0, 1, 2] and sink.closed and source.closed == 1
+
+
+def test_pipelined_needs_a_two_stage_processor():
+    with pytest.raises(TypeError, match="encode\\(\\) and finish\\(\\)"):
+        Pipeline(_scene(2), TimedProcessor(0.0), [], pipelined=True)
