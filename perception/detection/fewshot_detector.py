@@ -5,6 +5,13 @@
 head saw in its labelled frames, when the frame has the same aspect ratio) -> the head's windows and scores on the
 frame and the encoder's dense map -> detections at or above ``min_score`` (default: the head's threshold) ->
 :class:`~perception.detection.tracker.IoUTracker` ids. ``reset()`` forgets the background and the tracks.
+
+With ``calibrate`` (``set_calibration(True)``; the perceiver turns it on for a stream that adapts online, the
+adaptation benchmark for its adaptive methods) every frame first goes through a
+:class:`~perception.adaptation.frame_calibration.FrameCalibrator` referenced to the head's background: the
+foreground, static and colour cues then compare frames in the photometry of the background they were fitted on
+(under a global illumination change or sensor noise they otherwise call the whole frame foreground). Off, or within
+the calibrator's band on an unchanged camera, the frame is used as given.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from perception.adaptation.frame_calibration import FrameCalibrator
 from perception.config import ConfigError, DetectorConfig
 from perception.detection.fewshot import FewShotHead, load_head
 from perception.detection.foreground import ForegroundModel, StaticBackground, boxes_mask
@@ -27,7 +35,8 @@ STATIC_RATE = 0.002  # selective background update per frame: slow, so that peop
 class FewShotDetector:
     """``detect(image (H, W, 3) uint8 RGB, dense (C, H/8, W/8) | None) -> Detections`` of the head's class."""
 
-    def __init__(self, cfg: DetectorConfig, head: FewShotHead | None = None, min_score: float | None = None) -> None:
+    def __init__(self, cfg: DetectorConfig, head: FewShotHead | None = None, min_score: float | None = None,
+                 calibrate: bool = False) -> None:
         if head is None:
             if not cfg.fewshot_head:
                 raise ConfigError("detector.fewshot_head: method 'fewshot' needs a head file "
@@ -48,12 +57,31 @@ class FewShotDetector:
         self.update_threshold = float(head.meta.get("threshold", 0.5))
         self.temporal = float(head.meta.get("temporal", TEMPORAL))
         self._track_scores: dict[int, float] = {}
+        self.calibrator: FrameCalibrator | None = None
+        self.set_calibration(calibrate)
+
+    def set_calibration(self, on: bool) -> bool:
+        """Calibrate frames to the head's background from the next frame on (see the module docstring); a head
+        without a background has no reference, so nothing changes. True when calibration is on afterwards."""
+        background = self.head.background
+        if not on or background is None:
+            self.calibrator = None
+        elif self.calibrator is None:
+            self.calibrator = FrameCalibrator(np.ascontiguousarray(background, np.uint8))
+        return self.calibrator is not None
 
     def reset(self) -> None:
         self.foreground.reset()
         self.tracker.reset()
         self.last_foreground = None
         self.static = None
+        self._track_scores = {}
+        if self.calibrator is not None:
+            self.calibrator.reset()
+
+    def reset_tracks(self) -> None:
+        """Forget the tracks only (the background model and the frame calibration stay)."""
+        self.tracker.reset()
         self._track_scores = {}
 
     def _prime(self, image: np.ndarray) -> None:
@@ -71,6 +99,8 @@ class FewShotDetector:
     def detect(self, image: np.ndarray, dense: object | None = None) -> Detections:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"FewShotDetector.detect: image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        if self.calibrator is not None:
+            image = self.calibrator(image)
         if not self.foreground.primed:
             self._prime(image)
             self.foreground.primed = True

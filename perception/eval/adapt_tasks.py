@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from perception.config import DetectorConfig
-from perception.eval.adapt import AdaptSettings, Log, StreamModel, shifted, to_tensor
+from perception.eval.adapt import ADAPTIVE, AdaptSettings, Log, StreamModel, shifted, to_tensor
 from perception.eval.davis import DavisSequence, load_sequence
 from perception.eval.detect import MethodRun, _as_frame_dets, evaluate, load_truth, read_video, scored_frames
 from perception.eval.features import l2_normalise_cells
@@ -52,12 +52,20 @@ def scaled_sequence(seq: DavisSequence, scale: float) -> DavisSequence:
     return DavisSequence(seq.name, frames, masks)
 
 
-def warm_up(stream: StreamModel, frames: Sequence[np.ndarray], count: int, scale_input=to_tensor) -> None:
+def warm_up(stream: StreamModel, frames: Sequence[np.ndarray], count: int, scale_input=to_tensor,
+            detector: Any = None) -> None:
     """Stream the first ``count`` of ``frames`` (cycled) through ``stream`` unscored, then forget the streaming state:
-    the camera has been running under the condition for a while before the scored frames (what is adapted stays)."""
+    the camera has been running under the condition for a while before the scored frames (what is adapted stays).
+    With a ``detector`` it runs on those frames too (the same for every method), so its background model and, when
+    on, its frame calibration have seen the condition; its tracks are dropped afterwards, its background kept."""
     for i in range(count if frames else 0):
-        stream.encode(scale_input(frames[i % len(frames)]))
+        frame = frames[i % len(frames)]
+        output = stream.encode(scale_input(frame))
+        if detector is not None:
+            detector.detect(frame, output.dense[0].float())
     stream.reset_state()
+    if detector is not None:
+        detector.reset_tracks()
 
 
 def run_propagate(root: str, names: Sequence[str], source: nn.Module, shifts: Sequence[str], methods: Sequence[str],
@@ -101,7 +109,9 @@ def encoder_input(image: np.ndarray, scale: float) -> torch.Tensor:
 def run_detect(video: str, gt: str, source: nn.Module, head: Any, shifts: Sequence[str], methods: Sequence[str],
                settings: AdaptSettings, max_frames: int = 0, encoder_scale: float = 0.5, log: Log = print,
                warmup: int = 0) -> tuple[Scores, dict, Guard]:
-    """AP50 of the few-shot person head on each method's features under each shift (gt frames 6.. scored)."""
+    """AP50 of the few-shot person head on each method's features under each shift (gt frames 6.. scored). The
+    adaptive methods' detector calibrates its frames to the head's background (``FewShotDetector(calibrate=True)``,
+    as the perceiver does for a stream that adapts); ``frozen`` and ``norm_stats`` use the frames as given."""
     from perception.detection.fewshot_detector import FewShotDetector  # noqa: PLC0415 (heavy)
 
     frames = list(read_video(video, max_frames))
@@ -119,8 +129,8 @@ def run_detect(video: str, gt: str, source: nn.Module, head: Any, shifts: Sequen
         for method in methods:
             started = time.time()
             stream = StreamModel(source, method, settings)
-            detector = FewShotDetector(cfg, head, min_score=0.02)
-            warm_up(stream, images, warmup, lambda f: encoder_input(f, encoder_scale))
+            detector = FewShotDetector(cfg, head, min_score=0.02, calibrate=method in ADAPTIVE)
+            warm_up(stream, images, warmup, lambda f: encoder_input(f, encoder_scale), detector)
             run = MethodRun()
             for i, image in enumerate(images):
                 dense = stream.encode(encoder_input(image, encoder_scale)).dense[0].float()

@@ -13,7 +13,10 @@ and ``total``. Stamps, frame id and seq are copied from the input frame.
 Online adaptation (optional): ``attach_adapter(adapter, stream)`` with an object that has ``before_frame()`` and
 ``after_frame(frame_tensor, output)`` (``perception.adaptation.OnlineAdapter``). Before each encode of that stream the
 adapter may swap in a complete new parameter set (the frame boundary); after it, the adapter gets the encoder input
-``(1, 3, H, W)`` and the ``EncoderOutput``. Neither waits for an update in progress. A swap that changes
+``(1, 3, H, W)`` and the ``EncoderOutput``. Neither waits for an update in progress. A detector with
+``set_calibration`` (the few-shot detector) calibrates that stream's frames to its stored background while the adapter
+is attached (``perception.adaptation.frame_calibration``: its image cues otherwise call a whole dimmed, hazy or noisy
+frame foreground). A swap that changes
 global-stream parameters drops a staged global run in progress (``encoder.global_stages``): its remaining blocks
 would run with other parameters than its first ones; the next keyframe starts a new run.
 
@@ -115,6 +118,7 @@ class Perceiver:
         state = self._streams.get(key)
         if state is None:
             state = StreamState(encoder=None, detector=_build_detector(self._detector_cfg))
+            self._calibrate(key, state.detector)
             self._streams[key] = state
         return state
 
@@ -141,6 +145,15 @@ class Perceiver:
         """Adapt the encoder online from the frames of ``stream`` (None: of every stream); ``None`` detaches."""
         with self._lock:
             self.adapter, self._adapt_stream = adapter, stream
+            for key, state in self._streams.items():
+                self._calibrate(key, state.detector)
+
+    def _calibrate(self, key: str, detector: Any) -> None:
+        """Frame calibration on for the detector of a stream that adapts, off otherwise (detectors without it:
+        nothing)."""
+        setter = getattr(detector, "set_calibration", None)
+        if setter is not None:
+            setter(self.adapter is not None and self._adapt_stream in (None, key))
 
     def update_detector(self, cfg: DetectorConfig) -> None:
         """Use new detector settings from the next frame on (tracks start over: a new detector per stream)."""
@@ -150,6 +163,7 @@ class Perceiver:
                 _build_detector(cfg)  # no stream yet: still refuse a bad setting now, not at the next frame
             self._detector_cfg = cfg
             for key, detector in detectors.items():
+                self._calibrate(key, detector)
                 self._streams[key].detector = detector
 
     def warmup(self, width: int, height: int, frames: int = 2) -> float:
