@@ -81,3 +81,26 @@ def test_shifts_are_pure_and_keep_the_geometry():
     assert apply_shift("lowlight", frame).mean() < 0.3 * frame.mean()
     assert apply_shift("lowcontrast", frame).std() < 0.35 * frame.std()
     assert not np.array_equal(apply_shift("noise", frame, 1), apply_shift("noise", frame, 2))
+
+
+def test_warm_up_runs_the_detector_and_keeps_its_background_not_its_tracks():
+    """The benchmark's warm-up streams frames through the encoder and the detector; afterwards the encoder state and
+    the tracks are gone, while the detector's background and (adaptive methods) its calibration have seen them."""
+    from perception.config import DetectorConfig  # noqa: PLC0415
+    from perception.detection.fewshot_detector import FewShotDetector  # noqa: PLC0415
+    from perception.detection.fewshot_fit import fit_head  # noqa: PLC0415
+    from perception.eval.adapt import AdaptSettings, StreamModel  # noqa: PLC0415
+    from perception.eval.adapt_tasks import warm_up  # noqa: PLC0415
+    from perception.io.synthetic import SyntheticScene  # noqa: PLC0415
+    from perception.models import create_encoder  # noqa: PLC0415
+
+    scene = list(SyntheticScene(width=128, height=96, num_frames=8, seed=3, num_objects=2, camera_motion=False,
+                                min_size=16, max_size=28, max_speed=2.0))
+    head = fit_head([f.image for f in scene[:4]], [f.boxes for f in scene[:4]], None, None, {"name": None}, "thing")
+    stream = StreamModel(create_encoder("dualstream_tiny").eval(), "adapted", AdaptSettings(bf16=False))
+    detector = FewShotDetector(DetectorConfig(), head, min_score=0.02, calibrate=True)
+    dark = [apply_shift("lowlight", f.image, i) for i, f in enumerate(scene)]
+    warm_up(stream, dark, 6, detector=detector)
+    assert stream.frames == 6 and stream.state is None
+    assert detector.foreground.primed and detector.calibrator.frames == 6 and detector.calibrator.tone
+    assert detector.tracker.tracks == [] and detector.static is not None
