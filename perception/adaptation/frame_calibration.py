@@ -21,7 +21,8 @@ stream itself (no labels), the camera front end that an automatic exposure / den
   RMS contrast is outside a band about the reference's (``mean_margin``, ``std_factor``; hysteresis: off again
   inside half the band), so an unchanged camera is served its frames untouched.
 - Noise: the luma noise level is estimated per frame with Immerkaer's operator ("Fast noise variance estimation",
-  CVIU 1996; 1.4-1.6 grey levels on clean vtest frames, 17 under the ``noise`` shift, 0.3 blurred); while its
+  CVIU 1996; the stream monitor's ``noise_sigma``; about 2 grey levels on clean vtest frames, 19 under the ``noise``
+  shift, 0.2 blurred); while its
   excess over the reference's is above ``noise_trigger`` grey levels (off below half), frames are smoothed by a
   Gaussian whose sigma brings white noise of that excess to about ``noise_target`` levels (``excess / (2 sqrt(pi)
   target)``, within [0.5, ``max_sigma``]).
@@ -39,17 +40,15 @@ import math
 import cv2
 import numpy as np
 
+from perception.monitor.image_quality import noise_sigma as image_noise_sigma
+
 LUMA = np.float32([0.2126, 0.7152, 0.0722])  # Rec. 709, RGB order
-LAPLACE_DIFF = np.float32([[1, -2, 1], [-2, 4, -2], [1, -2, 1]])
 
 
 def noise_sigma(image: np.ndarray) -> float:
-    """Immerkaer's estimate of the luma noise standard deviation of an ``(H, W, 3)`` uint8 RGB frame, grey levels."""
-    luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    if min(luma.shape) < 3:
-        return 0.0
-    response = cv2.filter2D(luma, -1, LAPLACE_DIFF)[1:-1, 1:-1]
-    return float(math.sqrt(math.pi / 2.0) * np.abs(response).mean() / 6.0)
+    """Immerkaer's estimate of the luma noise standard deviation of an ``(H, W, 3)`` uint8 RGB frame, in grey levels
+    (the stream monitor's estimator, on its full-resolution centre crop of at most 320x240)."""
+    return 255.0 * image_noise_sigma(image)
 
 
 def channel_histograms(image: np.ndarray, step: int = 1) -> np.ndarray:
