@@ -22,10 +22,9 @@ stream itself (no labels), the camera front end that an automatic exposure / den
   inside half the band), so an unchanged camera is served its frames untouched.
 - Noise: the luma noise level is estimated per frame with Immerkaer's operator ("Fast noise variance estimation",
   CVIU 1996; the stream monitor's ``noise_sigma``; about 2 grey levels on clean vtest frames, 19 under the ``noise``
-  shift, 0.2 blurred); while its
-  excess over the reference's is above ``noise_trigger`` grey levels (off below half), frames are smoothed by a
-  Gaussian whose sigma brings white noise of that excess to about ``noise_target`` levels (``excess / (2 sqrt(pi)
-  target)``, within [0.5, ``max_sigma``]).
+  shift, 0.2 blurred); while its excess over the reference's is above ``noise_trigger`` grey levels (off below
+  half), frames are smoothed by a Gaussian whose sigma brings white noise of that excess to about ``noise_target``
+  levels (``excess / (2 sqrt(pi) target)``, within [0.5, ``max_sigma``]).
 
 Measured on vtest.avi, 30 frames after 20 warm-up frames, exact histogram matching to the fitted head's background
 for every frame (no band): AP50 lowlight 0.72, lowcontrast 0.70, fog 0.72 (raw 0.0001, 0.0002, 0.07), but blur 0.47
