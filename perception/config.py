@@ -146,7 +146,7 @@ class RuntimeConfig:
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    threads: int = 0  # torch intra-op threads; 0 = library default
+    threads: int = 0  # torch intra-op threads; 0 = auto: cores - 1 on the CPU when pipelined, else torch's default
     warmup_frames: int = 2  # blank frames run at start-up so the first real frame is not slow (0: off)
     pipelined: bool = True  # node: detect and publish frame t on a second thread while t+1 is encoded (TwoStage)
     publish_features: bool = True

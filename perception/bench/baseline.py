@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from perception.bench.measure import Stopwatch, summary_ms
-from perception.runtime.device import autocast, resolve_device, resolve_precision
+from perception.runtime.device import LIBRARY_THREADS, autocast, resolve_device, resolve_precision, torch_threads
 
 PATCH = 14
 MEAN = (0.485, 0.456, 0.406)
@@ -59,23 +59,27 @@ class VitBaseline:
 
 def measure_vit_baseline(frames: Sequence[np.ndarray], encoder_input: tuple[int, int] = (640, 480),
                          max_frames: int = 10, warmup: int = 2, device: str = "cpu", precision: str = "auto",
-                         short_side: int = 448) -> dict:
-    """``fps`` and latency of the baseline over ``frames[warmup : warmup + max_frames]``."""
+                         short_side: int = 448, threads: int = 0) -> dict:
+    """``fps`` and latency of the baseline over ``frames[warmup : warmup + max_frames]``, with ``threads`` torch
+    threads (0: torch's default, all cores)."""
     if len(frames) < warmup + 1:
         raise ValueError(f"baseline: need at least {warmup + 1} frames, got {len(frames)}")
     size = baseline_size(*encoder_input, short_side=short_side)
     baseline = VitBaseline(size, device, precision)
-    for image in frames[:warmup]:
-        baseline(image)
     timed = list(frames[warmup:warmup + max_frames])
     latencies = []
-    with Stopwatch() as watch:
-        for image in timed:
-            with Stopwatch() as one:
-                baseline(image)
-            latencies.append(one.wall_s * 1000.0)
+    # every core for the ViT, whatever an earlier part of the run set (the pipeline's auto threads leave one free)
+    with torch_threads(threads or LIBRARY_THREADS):
+        for image in frames[:warmup]:
+            baseline(image)
+        with Stopwatch() as watch:
+            for image in timed:
+                with Stopwatch() as one:
+                    baseline(image)
+                latencies.append(one.wall_s * 1000.0)
+        used = torch.get_num_threads()
     tokens = (size[0] // PATCH) * (size[1] // PATCH)
     return {"fps": round(len(timed) / watch.wall_s, 3), "latency_ms": summary_ms(latencies), "frames": len(timed),
-            "input": list(size), "tokens": tokens, "precision": baseline.precision,
+            "input": list(size), "tokens": tokens, "precision": baseline.precision, "torch_threads": used,
             "cpu_ms_per_frame": round(1000.0 * watch.cpu_s / len(timed), 1),
             "load_average": {"before": watch.load_before, "after": watch.load_after}}

@@ -4,14 +4,18 @@
 measurements in PERF_NOTES: fp16 autocast on CUDA; bf16 autocast on CPUs with native bf16 (AVX-512 BF16 or AMX,
 about 2x over fp32 on a ViT-S here); fp32 otherwise (bf16 emulated on older CPUs is slower than fp32).
 ``autocast(device, precision)`` is the matching ``torch.autocast`` context (a no-op for fp32).
+``auto_threads(device, pipelined)`` is what ``runtime.threads: 0`` means (see there).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import ContextManager, Iterator
 
 import torch
+
+LIBRARY_THREADS = torch.get_num_threads()  # torch's own default (the cores), before anything here changes it
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -87,6 +91,17 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def auto_threads(device: torch.device, pipelined: bool) -> int:
+    """Intra-op threads for ``runtime.threads: 0``: on the CPU with ``runtime.pipelined``, one fewer than the cores,
+    so that the second stage (detection, publishing) and the decoder or ROS executor keep a core of their own; 0
+    (torch's default) otherwise. Measured on the 2-core CPU (vtest.avi, ``dualstream bench``, same machine state):
+    the ROS graph delivered 28.1 fps with 7.7 % drops with 1 thread against 23.2 fps and 24 % with 2, since two
+    OpenMP threads wait for each other whenever the other processes of the graph hold a core."""
+    if device.type != "cpu" or not pipelined:
+        return 0
+    return max(1, (os.cpu_count() or LIBRARY_THREADS) - 1)
 
 
 def set_threads(threads: int) -> int:

@@ -42,7 +42,7 @@ from perception.detection.types import Detections
 from perception.io.frame import Frame
 from perception.models.types import EncoderOutput, EncoderState
 from perception.runtime.blas import single_threaded_blas
-from perception.runtime.device import autocast, resolve_device, resolve_precision, set_threads
+from perception.runtime.device import autocast, auto_threads, resolve_device, resolve_precision, set_threads
 from perception.runtime.model_loading import load_encoder
 from perception.runtime.preprocess import Preprocessed, Preprocessor, scale_boxes_to_input
 from perception.runtime.result import PerceptionResult
@@ -95,7 +95,8 @@ class Perceiver:
         self.cfg = cfg
         self.device = resolve_device(cfg.runtime.device)
         self.precision = resolve_precision(cfg.runtime.precision, self.device)
-        self.threads = set_threads(cfg.runtime.threads)
+        self.threads = set_threads(cfg.runtime.threads or auto_threads(self.device,
+                                                                       bool(getattr(cfg.runtime, "pipelined", False))))
         loaded = load_encoder(cfg.encoder, self.device)
         self.encoder = loaded.model
         self.encoder_source, self.encoder_path = loaded.source, loaded.path

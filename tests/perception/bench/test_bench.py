@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from perception.bench.baseline import baseline_size, measure_vit_baseline
 from perception.bench.measure import read_rgb_frames, summary_ms
@@ -15,6 +16,7 @@ from perception.bench.pipeline_speed import measure_pipeline
 from perception.cli import main
 from perception.commands.bench import criteria
 from perception.config import load_config
+from perception.runtime.device import LIBRARY_THREADS
 from perception.runtime.run_config import RunConfig
 
 TINY = ["encoder.name=dualstream_tiny", "encoder.checkpoint=", "runtime.publish_pca=false",
@@ -94,6 +96,8 @@ def test_vit_baseline_times_the_frames(small_video: Path, one_torch_thread):
                                   short_side=112)
     assert result["frames"] == 2 and result["fps"] > 0 and result["input"] == [154, 112]
     assert result["tokens"] == 11 * 8
+    # all cores for the ViT even when the process runs one thread (the pipeline's auto threads), then restored
+    assert torch.get_num_threads() == 1 and result["torch_threads"] == LIBRARY_THREADS
     with pytest.raises(ValueError, match="at least"):
         measure_vit_baseline(frames[:1], warmup=1)
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from perception.runtime.device import (DeviceError, autocast, cpu_has_native_bf16, resolve_device,
-                                       resolve_precision, set_threads)
+from perception.runtime.device import (LIBRARY_THREADS, DeviceError, auto_threads, autocast, cpu_has_native_bf16,
+                                       resolve_device, resolve_precision, set_threads)
 
 
 def test_auto_device_is_cuda_only_when_available():
@@ -49,3 +49,27 @@ def test_threads():
         torch.set_num_threads(before)
     with pytest.raises(DeviceError):
         set_threads(-1)
+
+
+def test_auto_threads_leave_a_core_to_the_second_stage_on_the_cpu_only():
+    import os
+
+    cores = os.cpu_count() or LIBRARY_THREADS
+    assert auto_threads(torch.device("cpu"), pipelined=True) == max(1, cores - 1)
+    assert auto_threads(torch.device("cpu"), pipelined=False) == 0          # torch's default
+    assert auto_threads(torch.device("cuda"), pipelined=True) == 0
+
+
+def test_a_pipelined_perceiver_takes_the_auto_threads():
+    from perception.config import load_config
+    from perception.runtime.perceiver import Perceiver
+
+    before = torch.get_num_threads()
+    try:
+        for pipelined, threads, expected in ((True, 0, auto_threads(torch.device("cpu"), True)), (True, 1, 1)):
+            torch.set_num_threads(LIBRARY_THREADS)
+            cfg = load_config(None, ["encoder.name=dualstream_tiny", "runtime.device=cpu", "runtime.warmup_frames=0",
+                                     f"runtime.pipelined={str(pipelined).lower()}", f"runtime.threads={threads}"])
+            assert Perceiver(cfg).threads == expected == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
