@@ -53,7 +53,7 @@ def test_detect_slice(shared_data, tmp_path):
     code = main(["eval", "adapt", "--task", "detect", "--video", str(shared_data / "videos" / "vtest.avi"),
                  "--gt", str(shared_data / "mot15" / "PETS09-S2L1" / "gt" / "gt.txt"), "--max-frames", "6",
                  "--encoder-scale", "0.25", "--shifts", "lowlight", "--methods", "frozen,unstable", "--json", str(out),
-                 *FAST])
+                 "--warmup-frames", "3", *FAST])
     assert code == 0
     report = json.loads(out.read_text())
     assert report["metric"] == "AP50" and set(report["shifts"]["lowlight"]) == {"frozen", "unstable"}
