@@ -14,6 +14,7 @@ runs them as one batch through ``MultiCameraPerceiver`` (per-camera encoder stat
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -41,7 +42,7 @@ from perception.runtime.perceiver import Perceiver
 from perception.runtime.stats import RollingStats
 
 READ_ONLY = ("encoder.", "qos.", "input_transport", "runtime.device", "runtime.precision", "runtime.threads",
-             "monitor.", "adaptation.", "rectify")
+             "runtime.pipelined", "monitor.", "adaptation.", "rectify")
 
 
 class MultiPerceptionNode(Node):
@@ -58,7 +59,10 @@ class MultiPerceptionNode(Node):
                               "cameras; run perception_node per camera for them")
         if not self.cameras or len(set(self.cameras)) != len(self.cameras):
             raise ConfigError(f"multi_perception_node: cameras {self.cameras}: expected distinct camera namespaces")
-        self.multi = MultiCameraPerceiver(Perceiver(cfg), self.cameras)
+        # one worker runs each batch whole (runtime.pipelined is perception_node's), so the perceiver's automatic
+        # thread count is the serial one: all cores for the batched encoder
+        serial = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, pipelined=False))
+        self.multi = MultiCameraPerceiver(Perceiver(serial), self.cameras)
         qos = image_qos(cfg.qos.reliability, cfg.qos.depth)
         compressed = cfg.input_transport == "compressed"
         msg_type, decode = (CompressedImage, compressed_to_rgb) if compressed else (Image, image_to_rgb)

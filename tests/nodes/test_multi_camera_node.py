@@ -91,3 +91,20 @@ def test_refuses_what_it_does_not_support(ros):
         _node(ros, **{"adaptation.enabled": True})
     with pytest.raises(ConfigError, match="expected distinct camera namespaces"):
         _node(ros, cameras=["a", "a"])
+
+
+def test_the_batched_worker_keeps_all_cores(ros):
+    """runtime.pipelined is perception_node's; the multi-camera node runs each batch whole, so its perceiver takes
+    the serial thread count (torch's default), not the pipelined one (one fewer than the cores)."""
+    import torch
+
+    from perception.runtime.device import LIBRARY_THREADS
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(LIBRARY_THREADS)
+    try:
+        node = _node(ros)
+        assert node.params.config.runtime.pipelined  # the shared default, read but not used here
+        assert node.multi.perceiver.threads == LIBRARY_THREADS == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
