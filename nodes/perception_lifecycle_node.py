@@ -19,6 +19,7 @@ received and counted (``skipped_disabled``) but not processed. Topics and output
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 import time
@@ -114,7 +115,9 @@ class PerceptionLifecycleNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         cfg = self.params.config
         try:
-            self.perceiver = Perceiver(cfg)
+            # its worker runs each frame whole (runtime.pipelined is perception_node's): the serial thread count
+            self.perceiver = Perceiver(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime,
+                                                                                            pipelined=False)))
         except Exception as exc:  # noqa: BLE001 - the reason is reported; the node stays inactive
             self.perceiver = None
             return self._fail("activate", f"loading the model: {type(exc).__name__}: {exc}")
