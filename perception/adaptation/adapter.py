@@ -17,7 +17,9 @@ served frames' own activations and folds them in at frame boundaries (``before_f
 the latest copy. They follow the weights through the guard: a snapshot keeps the statistics its update trained
 under, a rollback restores them with the weights, a fallback or reset returns them to the source's and a fallback
 stops tracking, each delivered with the published weights (``VersionedParams`` attachments) so both change at the
-same frame boundary.
+same frame boundary. With ``norm_stats_gated`` the tracker measures only while the served frames are outside the
+exposure objective's band (``ExposureBand``, the raw frame's luma mean / contrast): on footage inside it the
+statistics stay the source's.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from torch import nn
 
 from perception.adaptation.buffer import FrameBuffer
 from perception.adaptation.config import AdaptationConfig
+from perception.adaptation.exposure import ExposureBand
 from perception.adaptation.guard import DISABLED, FALLBACK_SOURCE, AdaptationGuard, HealthSample, health_sample
 from perception.adaptation.input_adapter import attach_input_adapter
 from perception.adaptation.norm_stats import NormStatsTracker, StatsSet, write_stats
@@ -124,6 +127,13 @@ class OnlineAdapter:
         self._stats: StatsSet | None = self.source_stats       # the statistics the worker trains under next
         self._stats_version = 0
         self.snapshot_stats: StatsSet | None = self.source_stats
+        self._fallback_version = -1                              # the version of the fallback's source set
+        # norm_stats_gated: statistics measured only while the served frames are outside the exposure band
+        self.stats_gate = (ExposureBand(cfg.exposure_mean, cfg.exposure_std, cfg.exposure_mean_margin,
+                                        cfg.exposure_std_factor)
+                           if self.norm_stats is not None and cfg.norm_stats_gated else None)
+        if self.stats_gate is not None:
+            self.norm_stats.gate_open = False
 
     # -- inference side ------------------------------------------------------------------------------------------
     @property
@@ -156,6 +166,8 @@ class OnlineAdapter:
         if keep and self.guard.status not in (DISABLED, FALLBACK_SOURCE):
             self.buffer.push(frame)
         tracker = self.norm_stats
+        if self.stats_gate is not None:
+            tracker.gate_open = self.stats_gate(frame)  # decides whether the next frame is measured
         if tracker is not None and tracker.enabled and tracker.version != self._stats_version:
             self._stats_version = tracker.version
             self._stats = tracker.snapshot()              # what the worker trains under at its next update
@@ -189,13 +201,26 @@ class OnlineAdapter:
             return float("nan")
         return float(self.objective.exposure(self.worker_model, clip)[0])
 
-    def _publish(self, values: Mapping[str, torch.Tensor], stats: StatsSet | None = None, track: bool = True) -> int:
+    def _publish(self, values: Mapping[str, torch.Tensor], stats: StatsSet | None = None, track: bool = True,
+                 fallback: bool = False) -> int:
         """Publish ``values``; with ``stats`` (and a tracker) the serving statistics are replaced by them at the
-        same frame boundary, and tracking stops when ``track`` is false."""
+        same frame boundary, and tracking stops when ``track`` is false. ``fallback``: this is the fallback's source
+        set (``serving_source`` is True from the frame boundary that applies it). Callers hold ``_state_lock``, the
+        only publisher, so the next version is known before it is published."""
         if self._stream is not None:
             self._stream.synchronize()
+        if fallback:
+            self._fallback_version = self.versions.version + 1
         command = StatsCommand(stats, track) if stats is not None and self.norm_stats is not None else None
         return self.versions.publish(values, attachment=command)
+
+    @property
+    def serving_source(self) -> bool:
+        """Whether the serving model is the source model because adaptation is off or its guard fell back (the
+        fallback's set applied at a frame boundary, no reset since): the stream is then to be served exactly as
+        without adaptation, so the perceiver also turns the detector's frame calibration off. Read on the inference
+        side after ``before_frame``; exact at frame boundaries (``applied_version`` is the inference side's)."""
+        return self.guard.status == DISABLED or self.versions.applied_version == self._fallback_version
 
     def _restore(self, values: Mapping[str, torch.Tensor]) -> None:
         copy_into(self.student, values)
@@ -273,7 +298,7 @@ class OnlineAdapter:
             log.warning("adaptation rolled back to the last snapshot: %s", "; ".join(verdict.reasons))
         elif verdict.action == "fallback":
             self._restore(self.source)
-            result.version = self._publish(self.source, self.source_stats, track=False)
+            result.version = self._publish(self.source, self.source_stats, track=False, fallback=True)
             log.error("adaptation fell back to the source model after %d trips: %s", self.guard.trips,
                       "; ".join(verdict.reasons))
         return result
@@ -400,6 +425,6 @@ class OnlineAdapter:
                     return found if len(found) == len(self.source_stats) else self.source_stats
                 self._stats, self.snapshot_stats = stats_of("stats"), stats_of("snapshot_stats")
             self._publish(self.source if fallback else self.student,
-                          self.source_stats if fallback else self._stats, track=not fallback)
+                          self.source_stats if fallback else self._stats, track=not fallback, fallback=fallback)
         return ResumeResult(True, f"resumed adaptation from {saved.path} at update {self.updates} "
                                   f"({self.guard.status})")

@@ -103,6 +103,13 @@ class StreamModel:
                 self.update_seconds += time.perf_counter() - started
         return output
 
+    @property
+    def serving_source(self) -> bool:
+        """True while an adaptive method's guard has fallen back to the source model (``OnlineAdapter.serving_source``,
+        as of the last ``encode``): the stream is then served exactly as ``frozen``, the detector's frame calibration
+        included (``sync_calibration``)."""
+        return self.adapter is not None and self.adapter.serving_source
+
     def guard_summary(self) -> dict[str, Any]:
         if self.adapter is None:
             return {"rollbacks": 0, "trips": 0, "updates": 0, "status": "none"}

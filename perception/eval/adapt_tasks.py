@@ -52,6 +52,13 @@ def scaled_sequence(seq: DavisSequence, scale: float) -> DavisSequence:
     return DavisSequence(seq.name, frames, masks)
 
 
+def sync_calibration(stream: StreamModel, detector: Any) -> None:
+    """The adaptive methods' detector calibrates its frames, except after their guard fell back to the source model
+    (then the frame is served as ``frozen`` serves it; back on after a reset). Call after each ``encode``."""
+    if stream.method in ADAPTIVE and detector is not None:
+        detector.set_calibration(not stream.serving_source)
+
+
 def warm_up(stream: StreamModel, frames: Sequence[np.ndarray], count: int, scale_input=to_tensor,
             detector: Any = None) -> None:
     """Stream the first ``count`` of ``frames`` (cycled) through ``stream`` unscored, then forget the streaming state:
@@ -62,6 +69,7 @@ def warm_up(stream: StreamModel, frames: Sequence[np.ndarray], count: int, scale
         frame = frames[i % len(frames)]
         output = stream.encode(scale_input(frame))
         if detector is not None:
+            sync_calibration(stream, detector)
             detector.detect(frame, output.dense[0].float())
     stream.reset_state()
     if detector is not None:
@@ -111,7 +119,8 @@ def run_detect(video: str, gt: str, source: nn.Module, head: Any, shifts: Sequen
                warmup: int = 0) -> tuple[Scores, dict, Guard]:
     """AP50 of the few-shot person head on each method's features under each shift (gt frames 6.. scored). The
     adaptive methods' detector calibrates its frames to the head's background (``FewShotDetector(calibrate=True)``,
-    as the perceiver does for a stream that adapts); ``frozen`` and ``norm_stats`` use the frames as given."""
+    as the perceiver does for a stream that adapts) until their guard falls back to the source model
+(``sync_calibration``); ``frozen`` and ``norm_stats`` use the frames as given."""
     from perception.detection.fewshot_detector import FewShotDetector  # noqa: PLC0415 (heavy)
 
     frames = list(read_video(video, max_frames))
@@ -134,6 +143,7 @@ def run_detect(video: str, gt: str, source: nn.Module, head: Any, shifts: Sequen
             run = MethodRun()
             for i, image in enumerate(images):
                 dense = stream.encode(encoder_input(image, encoder_scale)).dense[0].float()
+                sync_calibration(stream, detector)
                 run.detections[i + 1] = _as_frame_dets(detector.detect(image, dense))
                 if (i + 1) % 20 == 0:
                     log(f"[eval adapt] {shift} {method}: frame {i + 1}/{len(images)} ({time.time() - started:.0f} s)")

@@ -16,7 +16,9 @@ adapter may swap in a complete new parameter set (the frame boundary); after it,
 ``(1, 3, H, W)`` and the ``EncoderOutput``. Neither waits for an update in progress. A detector with
 ``set_calibration`` (the few-shot detector) calibrates that stream's frames to its stored background while the adapter
 is attached (``perception.adaptation.frame_calibration``: its image cues otherwise call a whole dimmed, hazy or noisy
-frame foreground). A swap that changes
+frame foreground), except while the adapter serves the source model (``serving_source``: its guard fell back), when
+the stream is served exactly as without an adapter; decided at each frame boundary, carried to ``finish`` with the
+frame, and back on (a fresh calibrator) after the adapter's reset. A swap that changes
 global-stream parameters drops a staged global run in progress (``encoder.global_stages``): its remaining blocks
 would run with other parameters than its first ones; the next keyframe starts a new run.
 
@@ -82,6 +84,7 @@ class Encoded:
     state: StreamState
     timings: dict[str, float]
     started: float  # perf_counter at the start of encode
+    calibrate: bool | None = None  # the detector's frame calibration for this frame (None: as it is)
 
 
 class Perceiver:
@@ -154,7 +157,8 @@ class Perceiver:
         nothing)."""
         setter = getattr(detector, "set_calibration", None)
         if setter is not None:
-            setter(self.adapter is not None and self._adapt_stream in (None, key))
+            setter(self.adapter is not None and self._adapt_stream in (None, key)
+                   and not getattr(self.adapter, "serving_source", False))
 
     def update_detector(self, cfg: DetectorConfig) -> None:
         """Use new detector settings from the next frame on (tracks start over: a new detector per stream)."""
@@ -202,6 +206,9 @@ class Perceiver:
     def finish(self, encoded: Encoded) -> PerceptionResult:
         """The second half of ``process``: detection, pictures, the result (``timings_ms['total']`` spans both
         halves, the wait between them included)."""
+        setter = getattr(encoded.state.detector, "set_calibration", None)
+        if encoded.calibrate is not None and setter is not None:
+            setter(encoded.calibrate)  # off while the adapter serves the source model (fallback), on again after
         result = self.heads(encoded.frame, encoded.pre, encoded.output, 0, encoded.state, encoded.timings)
         encoded.timings["total"] = (time.perf_counter() - encoded.started) * 1000.0
         return result
@@ -217,8 +224,10 @@ class Perceiver:
         self._sync()
         timings["preprocess"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
 
+        calibrate = None
         if adapt:
             applied = self.adapter.before_frame()  # a complete new parameter set, if one was published
+            calibrate = not getattr(self.adapter, "serving_source", False)
             pending = state.encoder.pending if state.encoder is not None else None
             if applied is not None and pending is not None and getattr(self.adapter, "touches_global_stream", True):
                 state.encoder.pending = None  # a staged global run would mix two versions of the ViT's parameters
@@ -227,7 +236,7 @@ class Perceiver:
         if adapt:
             self.adapter.after_frame(pre.tensor, output)
         timings["encoder"] = (time.perf_counter() - t) * 1000.0
-        return Encoded(frame, pre, output, state, timings, t0)
+        return Encoded(frame, pre, output, state, timings, t0, calibrate)
 
     def heads(self, frame: Frame, pre: Preprocessed, output: EncoderOutput, index: int, state: StreamState,
               timings: dict[str, float]) -> PerceptionResult:

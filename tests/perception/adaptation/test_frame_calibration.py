@@ -1,5 +1,6 @@
 """``FrameCalibrator`` on real vtest.avi frames under the benchmark's shifts, its parts by hand, the few-shot
-detector with calibration on a synthetic static scene, and the perceiver turning it on for the adapted stream."""
+detector with calibration on a synthetic static scene, and the perceiver turning it on for the adapted stream (and
+off after the adapter's fallback to the source model)."""
 
 from __future__ import annotations
 
@@ -167,3 +168,45 @@ def test_perceiver_calibrates_the_adapted_streams_detector(colour_head, tmp_path
     perceiver.attach_adapter(None)
     assert state["default"].detector.calibrator is None
     assert math.isfinite(FrameCalibrator(np.full((8, 8, 3), 90, np.uint8)).reference_mean)
+
+
+def _fewshot_perceiver(head_dir: Path) -> Perceiver:
+    cfg = Config()
+    cfg.encoder.name, cfg.encoder.input_width, cfg.encoder.input_height = "dualstream_tiny", 160, 120
+    cfg.runtime.device, cfg.runtime.precision, cfg.runtime.threads, cfg.runtime.warmup_frames = "cpu", "fp32", 1, 0
+    cfg.runtime.publish_pca = cfg.runtime.publish_debug = False
+    cfg.detector.method, cfg.detector.fewshot_head = "fewshot", str(head_dir)
+    return Perceiver(cfg)
+
+
+def test_after_a_fallback_the_stream_is_served_exactly_as_frozen(colour_head, tmp_path: Path):
+    """The guard falls back (a learning rate of 5 trips it twice): from the frame boundary that applies the source
+    set, the detector's calibration is off and detections (and features) equal a frozen perceiver's on the same
+    foggy frames; before the fallback calibration changed them; an adapter reset turns it back on."""
+    save_head(colour_head, tmp_path / "head")
+    adapted, frozen = _fewshot_perceiver(tmp_path / "head"), _fewshot_perceiver(tmp_path / "head")
+    adapter, _ = attach_online_adapter(adapted, small_cfg(lr=5.0, max_trips=2, trip_window_s=600.0), stream=None,
+                                       start=False)
+    foggy = [Frame(image=apply_shift("fog", f.image, i), stamp_ns=i, seq=i) for i, f in enumerate(_scene())]
+
+    def run(perceiver: Perceiver, stream: str):
+        return [perceiver.process(f, stream=stream) for f in foggy]
+
+    before, plain = run(adapted, "before"), run(frozen, "before")
+    assert adapted._streams["before"].detector.calibrator.tone               # fog: the tone mapping is applied
+    assert any(len(a.detections) != len(b.detections) or not np.array_equal(a.detections.scores, b.detections.scores)
+               for a, b in zip(before, plain))                               # calibration changed the detections
+    assert [adapter.step().action for _ in range(2)] == ["rollback", "fallback"]
+    assert adapter.guard.status == "fallback_source" and not adapter.serving_source   # not applied yet
+    adapted.process(foggy[0], stream="before")                                # the frame boundary applies it
+    assert adapter.serving_source and adapted._streams["before"].detector.calibrator is None
+    after, reference = run(adapted, "after"), run(frozen, "after")
+    assert adapted._streams["after"].detector.calibrator is None
+    for a, b in zip(after, reference):
+        np.testing.assert_array_equal(a.detections.boxes, b.detections.boxes)
+        np.testing.assert_array_equal(a.detections.scores, b.detections.scores)
+        np.testing.assert_array_equal(a.features, b.features)
+    assert sum(len(r.detections) for r in after) >= 100 > sum(len(r.detections) for r in before) + 40
+    assert "reset" in adapter.reset()
+    adapted.process(foggy[1], stream="after")
+    assert not adapter.serving_source and adapted._streams["after"].detector.calibrator is not None

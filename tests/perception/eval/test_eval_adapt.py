@@ -104,3 +104,42 @@ def test_warm_up_runs_the_detector_and_keeps_its_background_not_its_tracks():
     assert stream.frames == 6 and stream.state is None
     assert detector.foreground.primed and detector.calibrator.frames == 6 and detector.calibrator.tone
     assert detector.tracker.tracks == [] and detector.static is not None
+
+
+def test_adaptive_methods_calibrate_until_their_guard_falls_back():
+    """``sync_calibration``: an adaptive method's detector calibrates its frames; once the guard has fallen back to
+    the source model (a learning rate of 5 trips it twice) it serves frames as ``frozen`` (no calibration); a reset
+    of the adapter turns it back on."""
+    from perception.adaptation import AdaptationConfig  # noqa: PLC0415
+    from perception.config import DetectorConfig  # noqa: PLC0415
+    from perception.detection.fewshot_detector import FewShotDetector  # noqa: PLC0415
+    from perception.detection.fewshot_fit import fit_head  # noqa: PLC0415
+    from perception.eval.adapt import AdaptSettings, StreamModel, to_tensor  # noqa: PLC0415
+    from perception.eval.adapt_tasks import sync_calibration, warm_up  # noqa: PLC0415
+    from perception.io.synthetic import SyntheticScene  # noqa: PLC0415
+    from perception.models import create_encoder  # noqa: PLC0415
+
+    scene = list(SyntheticScene(width=128, height=96, num_frames=8, seed=3, num_objects=2, camera_motion=False,
+                                min_size=16, max_size=28, max_speed=2.0))
+    head = fit_head([f.image for f in scene[:4]], [f.boxes for f in scene[:4]], None, None, {"name": None}, "thing")
+    cfg = AdaptationConfig(enabled=True, buffer_size=8, min_frames=4, train_width=64, train_height=48, gaps=(1, 2),
+                           max_updates_per_s=0.0, compute_share=1.0, params="norm+adapters", input_adapter=False,
+                           lr=5.0, patch_weight=1.0, anchor_weight=1.0, exposure_weight=0.0, steps_per_update=1,
+                           drift_max=0.35, max_trips=2)
+    stream = StreamModel(create_encoder("dualstream_tiny").eval(), "adapted",
+                         AdaptSettings(cfg=cfg, update_every=1, bf16=False))
+    detector = FewShotDetector(DetectorConfig(), head, min_score=0.02, calibrate=True)
+    dark = [apply_shift("lowlight", f.image, i) for i, f in enumerate(scene)]
+    warm_up(stream, dark, 3, detector=detector)
+    assert not stream.serving_source and detector.calibrator is not None and detector.calibrator.tone
+    warm_up(stream, dark, 8, detector=detector)
+    assert stream.adapter.guard.status == "fallback_source" and stream.guard_summary()["trips"] == 2
+    assert stream.serving_source and detector.calibrator is None
+    stream.adapter.reset()
+    stream.encode(to_tensor(dark[0]))
+    sync_calibration(stream, detector)
+    assert not stream.serving_source and detector.calibrator is not None
+    frozen = StreamModel(create_encoder("dualstream_tiny").eval(), "frozen", AdaptSettings(bf16=False))
+    plain = FewShotDetector(DetectorConfig(), head, min_score=0.02)
+    sync_calibration(frozen, plain)
+    assert not frozen.serving_source and plain.calibrator is None
