@@ -27,6 +27,7 @@ class AdaptationConfig:
     lr: float = 5e-2                      # AdamW learning rate on the adapted subset
     norm_stats_momentum: float = 0.0      # > 0: BN running statistics re-estimated on served frames
     norm_stats_every: int = 4             # measure them on every N-th frame (momentum stays per frame)
+    norm_stats_gated: bool = False        # measure only while the raw frames are outside the exposure band
     weight_decay: float = 0.0
     ema_momentum: float = 0.99            # EMA teacher of the adapted subset (mean teacher, CoTTA)
     # budget: the worker sleeps so that neither limit is exceeded (0 disables a limit)

@@ -46,3 +46,42 @@ class ExposureLoss(nn.Module):
         std_term = F.relu((contrast / self.std).log().abs() - self.log_factor).pow(2)
         mean_term = (F.relu((mean - self.mean).abs() - self.mean_margin) / self.std).pow(2)
         return std_term + mean_term, (float(mean.detach()), float(contrast.detach()))
+
+
+class ExposureBand:
+    """The exposure objective's band as a test on raw frames: ``shifted(frame (1, 3, H, W) in [0, 1]) -> bool``,
+    True while the frame's luma mean is more than ``mean_margin`` from ``mean`` or its RMS contrast more than a factor
+    ``std_factor`` from ``std`` (the hinges of ``ExposureLoss`` are non-zero exactly there), with hysteresis: once
+    outside, it stays True until the frame is back inside half the band (a frame near the edge does not flicker).
+    Measured on every 4th pixel each way; no network forward. Gates the adapter's BN-statistics tracking
+    (``AdaptationConfig.norm_stats_gated``): statistics move only under a detected photometric shift."""
+
+    def __init__(self, mean: float = 0.45, std: float = 0.2, mean_margin: float = 0.22,
+                 std_factor: float = 1.45, step: int = 4) -> None:
+        if not (std > 0 and std_factor > 1 and mean_margin > 0 and step >= 1):
+            raise ValueError(f"ExposureBand: need std > 0, std_factor > 1, mean_margin > 0, step >= 1; got {std}, "
+                             f"{std_factor}, {mean_margin}, {step}")
+        self.mean, self.std, self.mean_margin, self.step = float(mean), float(std), float(mean_margin), int(step)
+        self.log_factor = math.log(std_factor)
+        self.outside = False
+        self.last: tuple[float, float] = (float("nan"), float("nan"))
+
+    @torch.no_grad()
+    def stats(self, frame: torch.Tensor) -> tuple[float, float]:
+        """Luma mean and RMS contrast of ``frame`` ``(1, 3, H, W)`` or ``(3, H, W)`` in [0, 1]."""
+        x = frame.reshape(-1, 3, *frame.shape[-2:])[:, :, ::self.step, ::self.step].float()
+        luma = (x * torch.tensor(LUMA, device=x.device).view(1, 3, 1, 1)).sum(dim=1)
+        return float(luma.mean()), float(luma.std(unbiased=False))
+
+    def is_outside(self, mean: float, contrast: float, scale: float = 1.0) -> bool:
+        return (abs(mean - self.mean) > scale * self.mean_margin
+                or abs(math.log(max(contrast, 1e-6) / self.std)) > scale * self.log_factor)
+
+    def __call__(self, frame: torch.Tensor) -> bool:
+        self.last = self.stats(frame)
+        self.outside = self.is_outside(*self.last, 0.5 if self.outside else 1.0)
+        return self.outside
+
+    def reset(self) -> None:
+        self.outside = False
+

@@ -136,6 +136,7 @@ class NormStatsTracker:
         self.commit_momentum = 1.0 - (1.0 - self.momentum) ** self.every
         self.source = read_stats(model)
         self.enabled = True
+        self.gate_open = True          # False: frames are not measured (a gate, e.g. the adapter's exposure band)
         self.measuring = False
         self.frames = 0                # frame boundaries seen while enabled
         self.commits = 0               # frames folded into the statistics
@@ -178,7 +179,7 @@ class NormStatsTracker:
                 self.commits += 1
                 self.version += 1
             changed = True
-        self.measuring = self.enabled and self.frames % self.every == 0
+        self.measuring = self.enabled and self.gate_open and self.frames % self.every == 0
         if self.enabled:
             self.frames += 1
         return changed

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from perception.adaptation import FALLBACK_SOURCE, OnlineAdapter
+from perception.adaptation.exposure import ExposureBand
 from perception.adaptation.norm_stats import NormStatsTracker, bn_modules, channel_stats, read_stats
 from perception.adaptation.params import sets_equal
 from perception.models import create_encoder
@@ -170,3 +171,40 @@ def test_statistics_are_saved_and_resumed(tiny, tmp_path):
     assert resumed.resume().resumed
     resumed.before_frame()
     assert sets_equal(read_stats(fresh), saved) and not sets_equal(saved, source)
+
+
+def test_gated_tracking_moves_statistics_only_under_a_photometric_shift(tiny):
+    """``norm_stats_gated``: frames inside the exposure band (uniform noise: luma mean 0.50, contrast 0.22) are not
+    measured; dark ones (x 0.2: mean 0.10) are, from the frame after the first dark one; after the stream is
+    bright again, one more frame (measured while the gate was open) is folded in, then nothing."""
+    adapter = OnlineAdapter(tiny, small_cfg(norm_stats_momentum=0.5, norm_stats_every=1, norm_stats_gated=True))
+    source = read_stats(tiny)
+    stream(adapter, tiny, 6, scale=1.0)
+    mean, contrast = adapter.stats_gate.last
+    assert mean == pytest.approx(0.50, abs=0.02) and contrast == pytest.approx(0.216, abs=0.01)
+    assert adapter.norm_stats.commits == 0 and sets_equal(read_stats(tiny), source)
+    stream(adapter, tiny, 4, scale=0.2, seed=1)
+    assert adapter.stats_gate.outside and adapter.norm_stats.commits == 2
+    assert not sets_equal(read_stats(tiny), source)
+    stream(adapter, tiny, 4, scale=1.0, seed=2)
+    assert not adapter.stats_gate.outside and adapter.norm_stats.commits == 4
+    ungated = OnlineAdapter(create_encoder("dualstream_tiny").eval(), small_cfg(norm_stats_momentum=0.5,
+                                                                               norm_stats_every=1))
+    assert ungated.stats_gate is None
+    stream(ungated, ungated.model, 6, scale=1.0)
+    assert ungated.norm_stats.commits == 5
+
+
+def test_exposure_band_has_hysteresis():
+    band = ExposureBand()                              # mean 0.45 +- 0.22, contrast 0.2 x/ 1.45
+    assert not band.is_outside(0.60, 0.2) and band.is_outside(0.68, 0.2) and band.is_outside(0.45, 0.13)
+    assert not band.is_outside(0.45, 0.28) and band.is_outside(0.45, 0.30)
+    flat = torch.full((1, 3, 8, 8), 0.6)              # inside on the mean, contrast 0: outside
+    assert band(flat) and band.last == pytest.approx((0.6, 0.0), abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    edge = 0.16 + 0.9 * torch.rand(1, 3, 64, 64, generator=g)   # mean 0.61: inside the band, not inside half of it
+    assert band(edge) and band.outside                 # stays outside until well inside
+    band.reset()
+    assert not band(edge)
+    with pytest.raises(ValueError, match="std_factor > 1"):
+        ExposureBand(std_factor=1.0)
