@@ -7,7 +7,8 @@ frame and the encoder's dense map -> detections at or above ``min_score`` (defau
 :class:`~perception.detection.tracker.IoUTracker` ids. ``reset()`` forgets the background and the tracks.
 
 With ``calibrate`` (``set_calibration(True)``; the perceiver turns it on for a stream that adapts online, the
-adaptation benchmark for its adaptive methods) every frame first goes through a
+adaptation benchmark for its adaptive methods, both off again while the adapter's guard has fallen back to the
+source model, so that stream is served exactly as without adaptation) every frame first goes through a
 :class:`~perception.adaptation.frame_calibration.FrameCalibrator` referenced to the head's background: the
 foreground, static and colour cues then compare frames in the photometry of the background they were fitted on
 (under a global illumination change or sensor noise they otherwise call the whole frame foreground). Off, or within
