@@ -130,7 +130,7 @@ class OnlineAdapter:
         self._fallback_version = -1                              # the version of the fallback's source set
         # norm_stats_gated: statistics measured only while the served frames are outside the exposure band
         self.stats_gate = (ExposureBand(cfg.exposure_mean, cfg.exposure_std, cfg.exposure_mean_margin,
-                                        cfg.exposure_std_factor)
+                                        cfg.exposure_std_factor, noise_max=cfg.norm_stats_gate_noise)
                            if self.norm_stats is not None and cfg.norm_stats_gated else None)
         if self.stats_gate is not None:
             self.norm_stats.gate_open = False

@@ -28,6 +28,7 @@ class AdaptationConfig:
     norm_stats_momentum: float = 0.0      # > 0: BN running statistics re-estimated on served frames
     norm_stats_every: int = 4             # measure them on every N-th frame (momentum stays per frame)
     norm_stats_gated: bool = False        # measure only while the raw frames are outside the exposure band
+    norm_stats_gate_noise: float = 0.0    # gated: also while their noise is above this (grey levels; 0: no)
     weight_decay: float = 0.0
     ema_momentum: float = 0.99            # EMA teacher of the adapted subset (mean teacher, CoTTA)
     # budget: the worker sleeps so that neither limit is exceeded (0 disables a limit)
@@ -91,7 +92,8 @@ class AdaptationConfig:
                   ("buffer_every", self.buffer_every >= 1),
                   ("clip_length", 2 <= self.clip_length),
                   ("norm_stats_momentum", 0.0 <= self.norm_stats_momentum <= 1.0),
-                  ("norm_stats_every", self.norm_stats_every >= 1), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
+                  ("norm_stats_every", self.norm_stats_every >= 1),
+                  ("norm_stats_gate_noise", self.norm_stats_gate_noise >= 0), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
                   ("train_width", self.train_width >= 16), ("train_height", self.train_height >= 16),
                   ("snapshot_every", self.snapshot_every >= 1), ("max_trips", self.max_trips >= 1),
                   ("guard_every", self.guard_every >= 1), ("steps_per_update", self.steps_per_update >= 1),

@@ -53,15 +53,19 @@ class ExposureBand:
     True while the frame's luma mean is more than ``mean_margin`` from ``mean`` or its RMS contrast more than a factor
     ``std_factor`` from ``std`` (the hinges of ``ExposureLoss`` are non-zero exactly there), with hysteresis: once
     outside, it stays True until the frame is back inside half the band (a frame near the edge does not flicker).
-    Measured on every 4th pixel each way; no network forward. Gates the adapter's BN-statistics tracking
-    (``AdaptationConfig.norm_stats_gated``): statistics move only under a detected photometric shift."""
+    Measured on every 4th pixel each way; no network forward. ``noise_max`` > 0 (grey levels) also calls a frame
+    outside while Immerkaer's luma noise estimate (the stream monitor's, on a centre crop) is above it (until it is
+    below half): clean DAVIS frames 2.6-3.0, under the ``noise`` shift 18-20. Gates the adapter's BN-statistics
+    tracking (``AdaptationConfig.norm_stats_gated``): statistics move only under a detected photometric shift."""
 
     def __init__(self, mean: float = 0.45, std: float = 0.2, mean_margin: float = 0.22,
-                 std_factor: float = 1.45, step: int = 4) -> None:
-        if not (std > 0 and std_factor > 1 and mean_margin > 0 and step >= 1):
+                 std_factor: float = 1.45, step: int = 4, noise_max: float = 0.0) -> None:
+        if not (std > 0 and std_factor > 1 and mean_margin > 0 and step >= 1 and noise_max >= 0):
             raise ValueError(f"ExposureBand: need std > 0, std_factor > 1, mean_margin > 0, step >= 1; got {std}, "
-                             f"{std_factor}, {mean_margin}, {step}")
+                             f"{std_factor}, {mean_margin}, {step} (noise_max >= 0: {noise_max})")
         self.mean, self.std, self.mean_margin, self.step = float(mean), float(std), float(mean_margin), int(step)
+        self.noise_max = float(noise_max)
+        self.noise = float("nan")
         self.log_factor = math.log(std_factor)
         self.outside = False
         self.last: tuple[float, float] = (float("nan"), float("nan"))
@@ -79,7 +83,15 @@ class ExposureBand:
 
     def __call__(self, frame: torch.Tensor) -> bool:
         self.last = self.stats(frame)
-        self.outside = self.is_outside(*self.last, 0.5 if self.outside else 1.0)
+        scale = 0.5 if self.outside else 1.0
+        outside = self.is_outside(*self.last, scale)
+        if self.noise_max > 0:
+            from perception.monitor.image_quality import noise_sigma  # noqa: PLC0415 (cv2; only when used)
+
+            image = frame.reshape(-1, 3, *frame.shape[-2:])[0].permute(1, 2, 0).float().cpu().numpy()
+            self.noise = 255.0 * noise_sigma(image)
+            outside = outside or self.noise > scale * self.noise_max
+        self.outside = outside
         return self.outside
 
     def reset(self) -> None:

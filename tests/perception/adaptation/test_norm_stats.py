@@ -208,3 +208,14 @@ def test_exposure_band_has_hysteresis():
     assert not band(edge)
     with pytest.raises(ValueError, match="std_factor > 1"):
         ExposureBand(std_factor=1.0)
+
+
+def test_exposure_band_noise_gate():
+    """``noise_max``: an in-band frame is outside while its Immerkaer noise (grey levels) is above it."""
+    ramp = torch.linspace(0.1, 0.8, 96).view(1, 1, 1, 96).expand(1, 3, 72, 96)     # mean 0.45, contrast 0.20
+    noisy = (ramp + 0.08 * torch.randn(1, 3, 72, 96, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    band = ExposureBand(noise_max=8.0)
+    assert not band(ramp) and band.noise < 1.0
+    assert band(noisy) and 14.0 < band.noise < 17.0      # 0.08 x 255 x 0.75 (luma of independent channel noise)
+    assert not ExposureBand()(noisy)                                  # no noise gate: in band
+    assert not band(ramp)
