@@ -27,7 +27,9 @@ class AdaptationConfig:
     lr: float = 5e-2                      # AdamW learning rate on the adapted subset
     norm_stats_momentum: float = 0.0      # > 0: BN running statistics re-estimated on served frames
     norm_stats_every: int = 4             # measure them on every N-th frame (momentum stays per frame)
-    norm_stats_gated: bool = False        # measure only while the raw frames are outside the exposure band
+    # measure only while the raw frames are outside the exposure band (ExposureBand). Off: on DAVIS 24-frame slices
+    # with momentum 0.05 it keeps clean footage at frozen but ties / trails norm_stats (README, adaptation)
+    norm_stats_gated: bool = False
     norm_stats_gate_noise: float = 0.0    # gated: also while their noise is above this (grey levels; 0: no)
     weight_decay: float = 0.0
     ema_momentum: float = 0.99            # EMA teacher of the adapted subset (mean teacher, CoTTA)
