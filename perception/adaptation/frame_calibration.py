@@ -39,9 +39,11 @@ import math
 import cv2
 import numpy as np
 
+from perception.adaptation.exposure import LUMA as LUMA_WEIGHTS
+from perception.adaptation.exposure import ExposureBand
 from perception.monitor.image_quality import noise_sigma as image_noise_sigma
 
-LUMA = np.float32([0.2126, 0.7152, 0.0722])  # Rec. 709, RGB order
+LUMA = np.float32(LUMA_WEIGHTS)  # Rec. 709, RGB order
 
 
 def noise_sigma(image: np.ndarray) -> float:
@@ -95,11 +97,13 @@ class FrameCalibrator:
             raise ValueError("FrameCalibrator: need 0 < momentum <= 1, mean_margin > 0, std_factor > 1, "
                              f"noise_trigger > 0, noise_target > 0, max_sigma >= 0.5, step >= 1; got {momentum}, "
                              f"{mean_margin}, {std_factor}, {noise_trigger}, {noise_target}, {max_sigma}, {step}")
-        self.momentum, self.mean_margin, self.log_factor = momentum, mean_margin, math.log(std_factor)
+        self.momentum = momentum
         self.noise_trigger, self.noise_target, self.max_sigma, self.step = (noise_trigger, noise_target,
                                                                              max_sigma, step)
         self.reference_hist = channel_histograms(reference, step)
         self.reference_mean, self.reference_std = luma_stats(self.reference_hist)
+        # the same band test (and hysteresis scale) as the exposure objective's, about the reference's statistics
+        self.band = ExposureBand(self.reference_mean, max(self.reference_std, 1e-6), mean_margin, std_factor)
         self.reference_noise = noise_sigma(reference)
         self.reset()
 
@@ -113,9 +117,7 @@ class FrameCalibrator:
         self.frames = 0
 
     def _outside(self, scale: float) -> bool:
-        mean, std = luma_stats(self.hist)
-        return (abs(mean - self.reference_mean) > scale * self.mean_margin
-                or abs(math.log(max(std, 1e-6) / max(self.reference_std, 1e-6))) > scale * self.log_factor)
+        return self.band.is_outside(*luma_stats(self.hist), scale)
 
     def observe(self, image: np.ndarray) -> None:
         """Fold ``image`` into the stream's statistics and decide what to apply."""

@@ -120,7 +120,7 @@ def run_detect(video: str, gt: str, source: nn.Module, head: Any, shifts: Sequen
     """AP50 of the few-shot person head on each method's features under each shift (gt frames 6.. scored). The
     adaptive methods' detector calibrates its frames to the head's background (``FewShotDetector(calibrate=True)``,
     as the perceiver does for a stream that adapts) until their guard falls back to the source model
-(``sync_calibration``); ``frozen`` and ``norm_stats`` use the frames as given."""
+    (``sync_calibration``); ``frozen`` and ``norm_stats`` use the frames as given."""
     from perception.detection.fewshot_detector import FewShotDetector  # noqa: PLC0415 (heavy)
 
     frames = list(read_video(video, max_frames))

@@ -3,8 +3,9 @@
 A frame's work splits where the model's output is ready (``Perceiver.encode`` / ``Perceiver.finish``): the encoder
 on one side; detection, the stream monitor and publishing on the other. Run one after the other, a frame costs their
 sum; run as a two-stage pipeline, the frame rate is set by the longer half while latency stays their sum plus at
-most one wait. On the 2-core CPU the halves of the default pipeline are about 17 and 8 ms, so a latest-only consumer
-at 30 Hz gets time back for every frame (numbers in the README's performance section).
+most one wait. On the 2-core CPU the halves of the default pipeline take about 25 and 10 ms while they share the
+cores (the bench's stage medians), so a latest-only consumer at 30 Hz gets time back for every frame (numbers in
+the README's performance section).
 
 Hand-off: ``submit(item)`` queues ``item`` for ``finish(item)`` on the worker and returns at once, unless an earlier
 item is still queued, in which case it waits until the worker takes that one. So at most one item waits between the
@@ -62,6 +63,15 @@ class TwoStage:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def _report(self, item: Any, exc: Exception) -> None:
+        try:
+            if self._on_error is not None:
+                self._on_error(item, exc)
+                return
+        except Exception:  # noqa: BLE001 - an error handler that fails is logged, not fatal to the worker
+            log.exception("second stage: the error handler failed")
+        log.error("second stage: an item failed: %s: %s", type(exc).__name__, exc)
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -70,11 +80,6 @@ class TwoStage:
                     return
                 self._finish(item)
             except Exception as exc:  # noqa: BLE001 - the worker must outlive one bad frame
-                try:
-                    if self._on_error is None:
-                        raise exc
-                    self._on_error(item, exc)
-                except Exception:  # noqa: BLE001
-                    log.exception("second stage: an item failed")
+                self._report(item, exc)
             finally:
                 self._queue.task_done()
