@@ -135,12 +135,14 @@ class DualStreamEncoder(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         return self.local_stream(x.contiguous(memory_format=torch.channels_last))
 
-    def encode(self, frames: torch.Tensor, state: EncoderState | None = None) -> tuple[EncoderOutput, EncoderState]:
-        """Encode one frame per camera; returns the output and the next state (the input state is not changed)."""
+    def encode(self, frames: torch.Tensor, state: EncoderState | None = None,
+               normalised: bool = False) -> tuple[EncoderOutput, EncoderState]:
+        """Encode one frame per camera; returns the output and the next state (the input state is not changed).
+        ``frames`` in [0, 1], or already ``(frames - mean) / std`` when ``normalised``."""
         if state is None:
             state = self.init_state(frames.shape[0])
         self._check(frames, state)
-        x = self.normalise(frames)
+        x = frames if normalised else self.normalise(frames)
         keyframe = self.is_keyframe(state)
         local = self._local(x)
         pending = None

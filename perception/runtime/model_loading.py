@@ -49,6 +49,7 @@ def load_encoder(cfg: EncoderConfig, device: torch.device | str = "cpu", seed: i
     """Build the encoder ``cfg`` describes, on ``device``, in eval mode."""
     from perception.models import create_encoder  # noqa: PLC0415 (registers the built-in encoders)
     from perception.models.checkpoint import load_checkpoint  # noqa: PLC0415
+    from perception.models.layers.cast_cache import cache_inference_casts  # noqa: PLC0415
 
     if cfg.checkpoint:
         model, meta = load_checkpoint(cfg.checkpoint)
@@ -70,6 +71,7 @@ def load_encoder(cfg: EncoderConfig, device: torch.device | str = "cpu", seed: i
                     "weights (seed %d): features and detections will not be meaningful", cfg.name, cfg.name, seed)
         loaded = LoadedEncoder(model, "random", "")
     apply_streaming_settings(loaded.model, cfg)
+    cache_inference_casts(loaded.model)  # autocast's weight casts kept between frames (layers/cast_cache.py)
     loaded.model.to(device).eval()
     return loaded
 

@@ -32,7 +32,7 @@ from perception.detection.detector import build_detector
 from perception.io.frame import Frame
 from perception.models.types import EncoderOutput, EncoderState
 from perception.runtime.device import autocast
-from perception.runtime.perceiver import Perceiver, StreamState
+from perception.runtime.perceiver import Perceiver, StreamState, encode
 from perception.runtime.preprocess import Preprocessed
 from perception.runtime.result import PerceptionResult
 
@@ -127,7 +127,7 @@ class MultiCameraPerceiver:
             self._align([c for c in frames if self.states[c].encoder is not None])
         groups: dict[tuple, list[str]] = {}
         for c in frames:
-            groups.setdefault(group_key(self.encoder, self.states[c].encoder, pre[c].tensor), []).append(c)
+            groups.setdefault(group_key(self.encoder, self.states[c].encoder, pre[c].encoder_input), []).append(c)
         results: dict[str, PerceptionResult] = {}
         for members in groups.values():
             t = time.perf_counter()
@@ -156,9 +156,8 @@ class MultiCameraPerceiver:
     def _encode(self, pre: list[Preprocessed], members: list[str]) -> EncoderOutput:
         previous = [self.states[c].encoder for c in members]
         batch_state = None if previous[0] is None else stack_states(previous)
-        frames = torch.cat([p.tensor for p in pre])
         with torch.inference_mode(), autocast(self.perceiver.device, self.perceiver.precision):
-            output, new_state = self.encoder.encode(frames, batch_state)
+            output, new_state = encode(self.encoder, pre, batch_state)
         for c, state in zip(members, split_state(new_state, previous)):
             self.states[c].encoder = state
         self.batches[len(members)] += 1

@@ -30,6 +30,7 @@ CPU), which a latest-only consumer turns into several dropped frames.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import threading
 import time
@@ -62,6 +63,28 @@ def _build_detector(cfg: DetectorConfig) -> Any:
         return build_detector(cfg)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def normalisation(encoder: Any) -> dict:
+    """``{"mean": ..., "std": ...}`` for a ``Preprocessor`` when ``encoder`` normalises its input with ``mean`` and
+    ``std`` buffers and its ``encode`` takes ``normalised=True``; else ``{}``."""
+    mean, std = getattr(encoder, "mean", None), getattr(encoder, "std", None)
+    if not isinstance(mean, torch.Tensor) or not isinstance(std, torch.Tensor) or mean.numel() != 3:
+        return {}
+    if "normalised" not in inspect.signature(encoder.encode).parameters:
+        return {}
+    return {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+
+
+def encode(encoder: Any, pre: Preprocessed | list[Preprocessed], state: EncoderState | None
+           ) -> tuple[EncoderOutput, EncoderState]:
+    """``encoder.encode`` on one preprocessed frame or a batch of them (one per camera), normalised already when
+    the preprocessor did it."""
+    items = pre if isinstance(pre, list) else [pre]
+    frames = items[0].encoder_input if len(items) == 1 else torch.cat([p.encoder_input for p in items])
+    if items[0].normalised is not None:
+        return encoder.encode(frames, state, normalised=True)
+    return encoder.encode(frames, state)
 
 
 @dataclass
@@ -104,7 +127,7 @@ class Perceiver:
         self.encoder = loaded.model
         self.encoder_source, self.encoder_path = loaded.source, loaded.path
         self.preprocess = Preprocessor(self.device, cfg.encoder.input_width, cfg.encoder.input_height,
-                                       stride=int(getattr(self.encoder, "stride", 8)))
+                                       stride=int(getattr(self.encoder, "stride", 8)), **normalisation(self.encoder))
         _build_detector(cfg.detector)  # a bad detector setting fails here, not at the first frame
         self._detector_cfg: DetectorConfig = cfg.detector
         self._streams: dict[str, StreamState] = {}
@@ -232,7 +255,7 @@ class Perceiver:
             if applied is not None and pending is not None and getattr(self.adapter, "touches_global_stream", True):
                 state.encoder.pending = None  # a staged global run would mix two versions of the ViT's parameters
         with torch.inference_mode(), autocast(self.device, self.precision):
-            output, state.encoder = self.encoder.encode(pre.tensor, state.encoder)
+            output, state.encoder = encode(self.encoder, pre, state.encoder)
         if adapt:
             self.adapter.after_frame(pre.tensor, output)
         timings["encoder"] = (time.perf_counter() - t) * 1000.0

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from perception.io.frame import Frame
-from perception.runtime.preprocess import Preprocessor
 from perception.runtime.result import PerceptionResult
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ class ResilientPerceiver:
         if min(new_w, new_h) < self.min_side:
             return None
         with p._lock:  # noqa: SLF001 - no frame is in the encoder while its input size changes
-            p.preprocess = Preprocessor(pre.device, new_w, new_h, stride=pre.stride)
+            p.preprocess = pre.resized(new_w, new_h)
             p.reset()  # streaming state was built at the old resolution
         return self._say(f"encoder input lowered from {width}x{height} to {new_w}x{new_h}", exc)
 

@@ -98,10 +98,10 @@ def test_out_of_memory_degrades_and_says_so_in_diagnostics(ros, wait_for):
     probe = Probe(ros)
     real = node.perceiver.encoder.encode
 
-    def encode(x, state):  # a device with room for a quarter of the frame: CUDA raises this type
+    def encode(x, state, **kwargs):  # a device with room for a quarter of the frame: CUDA raises this type
         if x.shape[-1] * x.shape[-2] > W * H // 3:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB (simulated)")
-        return real(x, state)
+        return real(x, state, **kwargs)
 
     node.perceiver.encoder.encode = encode
     assert wait_for(lambda: probe.pub.get_subscription_count() > 0, timeout=10.0)

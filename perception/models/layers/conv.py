@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perception.models.layers.cast_cache import cached_for
+
 
 class ConvNormAct(nn.Module):
     """``conv`` (no bias) -> ``norm`` -> ``act``; padding keeps the size for stride 1, halves it for stride 2."""
@@ -38,9 +40,10 @@ class ConvNormAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training and isinstance(self.norm, nn.BatchNorm2d) and self.norm.track_running_stats:
-            weight, shift = self._folded()
             if _fusable(x) and self._act_unobserved():
-                return _fused_conv_act(x, weight, shift, self.conv, isinstance(self.act, nn.ReLU))
+                weight, shift = self._folded_cast(_conv_dtype(x))
+                return _fused_conv_act(x.to(weight.dtype), weight, shift, self.conv, isinstance(self.act, nn.ReLU))
+            weight, shift = self._folded()
             conv = self.conv
             return self.act(F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups))
         return self.act(self.norm(self.conv(x)))
@@ -57,6 +60,20 @@ class ConvNormAct(nn.Module):
         if norm.bias is not None:
             shift = shift + norm.bias
         return self.conv.weight * scale.view(-1, 1, 1, 1), shift
+
+    def _folded_cast(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_folded()`` in ``dtype``, kept between frames while the convolution and norm tensors are unchanged
+        (``cast_cache.cached_for``: an adaptation swap, ``load_state_dict`` or any in-place change bumps a version and
+        the next call folds again): 9 small ops a unit, each a round trip through the interpreter lock, become one
+        comparison."""
+        norm = self.norm
+        tensors = (self.conv.weight, norm.weight, norm.bias, norm.running_mean, norm.running_var)
+
+        def fold() -> tuple[torch.Tensor, torch.Tensor]:
+            weight, shift = self._folded()
+            return weight.to(dtype).contiguous(), shift.to(dtype)
+
+        return cached_for(self, tensors, dtype, fold)
 
     def _act_unobserved(self) -> bool:
         """True when the activation may be fused away: a ReLU or identity that no forward hook is reading now.
@@ -110,14 +127,15 @@ def _fusable(x: torch.Tensor) -> bool:
             and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export())
 
 
+def _conv_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype CPU autocast would run a convolution of ``x`` in (the fused op itself is not autocast-aware)."""
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    return dtype if dtype in (torch.float32, torch.bfloat16) else torch.float32
+
+
 def _fused_conv_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, conv: nn.Conv2d,
                     relu: bool) -> torch.Tensor:
-    """``act(conv2d(x, weight, bias))`` in one oneDNN call, in the dtype CPU autocast would run the convolution in
-    (the op itself is not autocast-aware)."""
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    if dtype not in (torch.float32, torch.bfloat16):
-        dtype = torch.float32
+    """``act(conv2d(x, weight, bias))`` in one oneDNN call; ``x``, ``weight`` and ``bias`` in one dtype."""
     attr, scalars = ("leaky_relu", [LEAK]) if relu else ("none", [])
     return torch.ops.mkldnn._convolution_pointwise(
-        x.to(dtype), weight.to(dtype), bias.to(dtype), list(conv.padding), list(conv.stride), list(conv.dilation),
-        conv.groups, attr, scalars, "")
+        x, weight, bias, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, attr, scalars, "")

@@ -136,12 +136,12 @@ def _memory_budget(perceiver: Perceiver, budget_pixels: int, adapter_cost: int) 
     real = perceiver.encoder.encode
     served: list[tuple[int, int]] = []
 
-    def encode(x, state):
+    def encode(x, state, **kwargs):
         need = x.shape[-1] * x.shape[-2] + (adapter_cost if perceiver.adapter is not None else 0)
         if need > budget_pixels:
             raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {need} units (simulated)")
         served.append((int(x.shape[-1]), int(x.shape[-2])))
-        return real(x, state)
+        return real(x, state, **kwargs)
 
     perceiver.encoder.encode = encode
     return served

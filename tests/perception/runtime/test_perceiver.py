@@ -153,3 +153,23 @@ def test_a_swap_of_global_stream_parameters_drops_a_staged_run(small):
     from perception.adaptation.adapter import OnlineAdapter  # the default subset (input affine) leaves runs alone
 
     assert not OnlineAdapter(perceiver.encoder, AdaptationConfig(enabled=True, params="input")).touches_global_stream
+
+
+def test_normalised_input_from_the_preprocessor_gives_the_encoders_own_result(small):
+    """On the CPU the preprocessor normalises (one lookup table) and the encoder skips its own normalisation: the
+    features are those of the encoder normalising the [0, 1] frames itself, frame after frame."""
+    from perception.runtime.perceiver import encode
+    from perception.runtime.preprocess import Preprocessor
+
+    perceiver = Perceiver(_small_cfg("runtime.precision=fp32"))
+    assert perceiver.preprocess.lut is not None
+    plain = Preprocessor("cpu", 320, 240)
+    state_a = state_b = None
+    for frame in small:
+        pre = perceiver.preprocess(frame.image)
+        with torch.inference_mode():
+            out_a, state_a = encode(perceiver.encoder, pre, state_a)
+            out_b, state_b = perceiver.encoder.encode(plain(frame.image).tensor, state_b)
+        assert pre.normalised is not None
+        assert torch.allclose(out_a.dense, out_b.dense, atol=1e-5)
+        assert torch.allclose(out_a.global_embedding, out_b.global_embedding, atol=1e-5)

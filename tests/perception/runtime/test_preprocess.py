@@ -65,3 +65,24 @@ def test_mild_shrinks_are_bilinear_strong_ones_average_pixels():
     image = np.repeat(board[:, :, None], 3, axis=2)
     out = Preprocessor("cpu", 64, 48)(image).tensor
     assert out.shape == (1, 3, 48, 64) and abs(float(out.mean()) - 0.5) < 0.01 and float(out.std()) < 0.01
+
+
+def test_normalising_preprocessor_matches_the_encoder_and_makes_the_unit_tensor_on_demand():
+    from perception.models.encoder import IMAGENET_MEAN, IMAGENET_STD
+    from perception.models import create_encoder
+
+    encoder = create_encoder("dualstream_tiny")
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (576, 768, 3), dtype=np.uint8)
+    pre = Preprocessor("cpu", 640, 480, mean=IMAGENET_MEAN, std=IMAGENET_STD)(image)
+    assert "tensor" not in pre.__dict__                        # [0, 1] not made unless asked for
+    assert pre.normalised.dtype == torch.float32 and tuple(pre.normalised.shape) == (1, 3, 480, 640)
+    assert pre.normalised.is_contiguous(memory_format=torch.channels_last)
+    assert pre.encoder_input is pre.normalised
+    plain = Preprocessor("cpu", 640, 480)(image)
+    assert torch.equal(pre.tensor, plain.tensor)              # made on demand, the same as before
+    assert (pre.normalised - encoder.normalise(plain.tensor)).abs().max() < 1e-6
+    smaller = Preprocessor("cpu", 640, 480, mean=IMAGENET_MEAN, std=IMAGENET_STD).resized(320, 240)(image)
+    assert smaller.normalised is not None and tuple(smaller.normalised.shape) == (1, 3, 240, 320)
+    with pytest.raises(ValueError, match="3 values"):
+        Preprocessor("cpu", mean=[0.5, 0.5], std=[0.2, 0.2, 0.2])
