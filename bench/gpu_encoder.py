@@ -208,8 +208,11 @@ def pipeline_part(args: argparse.Namespace, frames: list[np.ndarray], device: to
     if args.checkpoint:
         overrides.append(f"encoder.checkpoint={args.checkpoint}")
     report: dict = {}
-    for name, adapt in (("adaptation_off", False), ("adaptation_on", True)):
-        cfg = load_config(None, overrides + [f"adaptation.enabled={str(adapt).lower()}"], cls=RunConfig)
+    runs = [("adaptation_off", False, "none"), ("adaptation_on", True, "none")]
+    runs += [(f"compile_{mode}", False, mode) for mode in args.pipeline_compile.split(",") if mode]
+    for name, adapt, mode in runs:
+        cfg = load_config(None, overrides + [f"adaptation.enabled={str(adapt).lower()}", f"runtime.compile={mode}"],
+                          cls=RunConfig)
         processor, adapter = build_perceiver(cfg, adaptation=adapt)
         for i in range(8):
             processor.process(Frame(image=frames[i], stamp_ns=i, seq=i))
@@ -244,6 +247,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp16")
     parser.add_argument("--compile", default="default,reduce-overhead", help="torch.compile modes to time ('' none)")
     parser.add_argument("--parts", default="single,cameras,baseline,pipeline")
+    parser.add_argument("--pipeline-compile", default="inductor,cuda_graphs",
+                        help="runtime.compile modes of the Perceiver to time in the pipeline part ('' none)")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     device = torch.device(args.device)

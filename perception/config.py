@@ -149,13 +149,16 @@ class RuntimeConfig:
     threads: int = 0  # torch intra-op threads; 0 = auto: cores - 1 on the CPU when pipelined, else torch's default
     warmup_frames: int = 2  # blank frames run at start-up so the first real frame is not slow (0: off)
     pipelined: bool = True  # node: detect and publish frame t on a second thread while t+1 is encoded (TwoStage)
+    compile: str = "none"  # CUDA only: none | inductor | cuda_graphs (torch.compile of the per-frame parts; runtime/gpu.py)
     publish_features: bool = True
     publish_pca: bool = True
     publish_debug: bool = True
 
     def __post_init__(self) -> None:
         check_ranges("runtime", self, [("threads", self.threads >= 0, ">= 0 (0: the library default)"),
-                                       ("warmup_frames", self.warmup_frames >= 0, ">= 0")])
+                                       ("warmup_frames", self.warmup_frames >= 0, ">= 0"),
+                                       ("compile", self.compile in ("none", "inductor", "cuda_graphs"),
+                                        "none, inductor or cuda_graphs")])
 
 
 @dataclass

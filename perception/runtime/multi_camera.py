@@ -33,6 +33,7 @@ from perception.io.frame import Frame
 from perception.models.types import EncoderOutput, EncoderState
 from perception.runtime.device import autocast
 from perception.runtime.perceiver import Perceiver, StreamState, encode
+from perception.runtime.gpu import new_graph_step, owned
 from perception.runtime.preprocess import Preprocessed
 from perception.runtime.result import PerceptionResult
 
@@ -156,8 +157,13 @@ class MultiCameraPerceiver:
     def _encode(self, pre: list[Preprocessed], members: list[str]) -> EncoderOutput:
         previous = [self.states[c].encoder for c in members]
         batch_state = None if previous[0] is None else stack_states(previous)
+        graphs = getattr(self.perceiver, "_graphs", False)
+        if graphs:
+            new_graph_step()
         with torch.inference_mode(), autocast(self.perceiver.device, self.perceiver.precision):
             output, new_state = encode(self.encoder, pre, batch_state)
+        if graphs:
+            output = owned(output)
         for c, state in zip(members, split_state(new_state, previous)):
             self.states[c].encoder = state
         self.batches[len(members)] += 1

@@ -46,6 +46,7 @@ from perception.io.frame import Frame
 from perception.models.types import EncoderOutput, EncoderState
 from perception.runtime.blas import single_threaded_blas
 from perception.runtime.device import autocast, auto_threads, resolve_device, resolve_precision, set_threads
+from perception.runtime.gpu import compile_encoder, new_graph_step, owned, uncompile_encoder
 from perception.runtime.model_loading import load_encoder
 from perception.runtime.preprocess import Preprocessed, Preprocessor, scale_boxes_to_input
 from perception.runtime.result import PerceptionResult
@@ -125,6 +126,12 @@ class Perceiver:
                                                                        bool(getattr(cfg.runtime, "pipelined", False))))
         loaded = load_encoder(cfg.encoder, self.device)
         self.encoder = loaded.model
+        mode = getattr(cfg.runtime, "compile", "none")
+        if mode != "none" and self.device.type != "cuda":
+            raise ConfigError(f"runtime.compile '{mode}' needs a CUDA device (on {self.device} the eager encoder is "
+                              "faster: perception/runtime/gpu.py); expected none")
+        self.compiled = compile_encoder(self.encoder, mode)
+        self._graphs = self.compiled and mode == "cuda_graphs"
         self.encoder_source, self.encoder_path = loaded.source, loaded.path
         self.preprocess = Preprocessor(self.device, cfg.encoder.input_width, cfg.encoder.input_height,
                                        stride=int(getattr(self.encoder, "stride", 8)), **normalisation(self.encoder))
@@ -170,6 +177,10 @@ class Perceiver:
 
     def attach_adapter(self, adapter: Any, stream: str | None = DEFAULT_STREAM) -> None:
         """Adapt the encoder online from the frames of ``stream`` (None: of every stream); ``None`` detaches."""
+        if adapter is not None and self.compiled:
+            log.info("perceiver: online adaptation needs the eager encoder; runtime.compile undone")
+            uncompile_encoder(self.encoder)
+            self.compiled = self._graphs = False
         with self._lock:
             self.adapter, self._adapt_stream = adapter, stream
             for key, state in self._streams.items():
@@ -254,8 +265,12 @@ class Perceiver:
             pending = state.encoder.pending if state.encoder is not None else None
             if applied is not None and pending is not None and getattr(self.adapter, "touches_global_stream", True):
                 state.encoder.pending = None  # a staged global run would mix two versions of the ViT's parameters
+        if self._graphs:
+            new_graph_step()
         with torch.inference_mode(), autocast(self.device, self.precision):
             output, state.encoder = encode(self.encoder, pre, state.encoder)
+        if self._graphs:
+            output = owned(output)
         if adapt:
             self.adapter.after_frame(pre.tensor, output)
         timings["encoder"] = (time.perf_counter() - t) * 1000.0

@@ -103,6 +103,11 @@ class Preprocessor:
         self.stride = int(stride)
         self.mean, self.std = mean, std
         self.lut: np.ndarray | None = None
+        self.upload = None
+        if self.device.type == "cuda":
+            from perception.runtime.gpu import PinnedUpload  # noqa: PLC0415
+
+            self.upload = PinnedUpload(self.device)  # page-locked staging, non-blocking copies
         if mean is not None and std is not None and self.device.type == "cpu":
             m, sd = np.asarray(mean, np.float32), np.asarray(std, np.float32)
             if m.shape != (3,) or sd.shape != (3,) or not (sd > 0).all():
@@ -128,6 +133,10 @@ class Preprocessor:
             normalised = torch.from_numpy(cv2.LUT(image, self.lut)).unsqueeze(0).permute(0, 3, 1, 2)
         pre = Preprocessed(image, out_w / width, out_h / height, (width, height), (out_w, out_h), self.device,
                            normalised)
-        if normalised is None:
+        if self.upload is not None:
+            nhwc = self.upload(image)
+            pre.__dict__["tensor"] = nhwc.permute(0, 3, 1, 2).float().div_(255.0).contiguous(
+                memory_format=torch.channels_last)
+        elif normalised is None:
             pre.tensor  # noqa: B018 - made now, on this thread (the timing of the preprocess stage includes it)
         return pre

@@ -9,7 +9,9 @@ cast is one more round trip through the interpreter lock, which the ROS node's o
 is swapped in place: same parameters, same state dict, same training behaviour). At inference under autocast it keeps
 the cast weight and bias and reuses them while the fp32 tensors are the same objects at the same version: any
 in-place change (an adaptation swap, ``load_state_dict``, ``copy_``) bumps the version and the next call casts again,
-so a cached weight is never stale. With autograd on, outside autocast, or for non-fp32 weights it is ``nn.Linear``.
+so a cached weight is never stale. With autograd on, outside autocast, for non-fp32 weights or inside
+``torch.compile`` (``runtime.compile``: tensors made during a CUDA-graph capture would live in memory that the next
+replay overwrites) it is ``nn.Linear``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class CastCachedLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = autocast_dtype(x.device.type)
-        if dtype is None or torch.is_grad_enabled() or self.weight.dtype != torch.float32:
+        if (dtype is None or torch.is_grad_enabled() or self.weight.dtype != torch.float32
+                or torch.compiler.is_compiling()):  # a compiled graph casts (and fuses) on its own
             return super().forward(x)
         weight, bias = cached_for(self, (self.weight, self.bias), dtype, lambda: (
             self.weight.to(dtype), None if self.bias is None else self.bias.to(dtype)))
