@@ -19,6 +19,9 @@ def source_sha256_of(perceiver: Any) -> str | None:
 def attach_online_adapter(perceiver: Any, cfg: AdaptationConfig, stream: str | None = "default",
                           start: bool = True) -> tuple[OnlineAdapter, str]:
     """The adapter (attached to ``perceiver`` for ``stream``) and a sentence on what was resumed, if anything."""
+    uncompile = getattr(perceiver, "uncompile", None)
+    if callable(uncompile):
+        uncompile()  # the adapter copies and hooks the eager modules (runtime.compile is CUDA-only)
     adapter = OnlineAdapter(perceiver.encoder, cfg, source_sha256=source_sha256_of(perceiver))
     note = "adaptation state not persisted (adaptation.state_dir is empty)"
     if cfg.state_dir and cfg.resume:

@@ -177,14 +177,21 @@ class Perceiver:
 
     def attach_adapter(self, adapter: Any, stream: str | None = DEFAULT_STREAM) -> None:
         """Adapt the encoder online from the frames of ``stream`` (None: of every stream); ``None`` detaches."""
-        if adapter is not None and self.compiled:
-            log.info("perceiver: online adaptation needs the eager encoder; runtime.compile undone")
-            uncompile_encoder(self.encoder)
-            self.compiled = self._graphs = False
+        if adapter is not None:
+            self.uncompile()
         with self._lock:
             self.adapter, self._adapt_stream = adapter, stream
             for key, state in self._streams.items():
                 self._calibrate(key, state.detector)
+
+    def uncompile(self) -> None:
+        """Serve the eager encoder modules from now on (``runtime.compile`` undone): online adaptation copies the
+        serving model, hooks its streams and swaps parameters into it, which compiled graphs would not see."""
+        if self.compiled:
+            log.info("perceiver: online adaptation needs the eager encoder; runtime.compile undone")
+            with self._lock:
+                uncompile_encoder(self.encoder)
+                self.compiled = self._graphs = False
 
     def _calibrate(self, key: str, detector: Any) -> None:
         """Frame calibration on for the detector of a stream that adapts, off otherwise (detectors without it:

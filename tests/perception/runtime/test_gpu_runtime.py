@@ -53,3 +53,22 @@ def test_pinned_upload_never_overwrites_a_copy_in_flight():
     outs = [upload(f) for f in frames]
     torch.cuda.synchronize()
     assert [int(o[0, 0, 0, 0]) for o in outs] == list(range(6))
+
+
+def test_attaching_an_adapter_puts_the_eager_modules_back_first():
+    """The adapter deep-copies the serving encoder and hooks its streams: it must see the eager modules."""
+    from perception.adaptation import attach_online_adapter
+    from perception.adaptation.config import AdaptationConfig
+    from perception.runtime.perceiver import Perceiver
+
+    perceiver = Perceiver(load_config(None, ["encoder.name=dualstream_tiny", "runtime.device=cpu",
+                                             "runtime.warmup_frames=0"]))
+    local = perceiver.encoder.local_stream
+    assert compile_encoder(perceiver.encoder, "inductor")  # as runtime.compile does on a GPU (lazy: never run here)
+    perceiver.compiled = True
+    adapter, _ = attach_online_adapter(perceiver, AdaptationConfig(enabled=True), start=False)
+    try:
+        assert perceiver.encoder.local_stream is local and not perceiver.compiled
+        assert not hasattr(adapter.worker_model.local_stream, "_orig_mod")
+    finally:
+        adapter.stop(save=False)
