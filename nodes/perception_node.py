@@ -236,6 +236,7 @@ class PerceptionNode(Node):
             **{f"{stage}_ms": ms for stage, ms in self.stage_ms.items()},
             "last_problem": self.last_problem,
             "device": str(self.perceiver.device),
+            "frame_calibration": self.perceiver.frame_calibration(),
             **self.resilient.values(),
             **self.health().values,
         }

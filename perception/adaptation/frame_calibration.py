@@ -116,6 +116,12 @@ class FrameCalibrator:
         self.lut: np.ndarray | None = None
         self.frames = 0
 
+    def summary(self) -> str:
+        """What is applied now, in a few words for diagnostics: ``idle``, ``tone``, ``denoise sigma S`` or both
+        (``state()`` has the numbers)."""
+        parts = (["tone"] if self.tone else []) + ([f"denoise sigma {self.sigma:.1f}"] if self.sigma > 0 else [])
+        return " + ".join(parts) or "idle"
+
     def _outside(self, scale: float) -> bool:
         return self.band.is_outside(*luma_stats(self.hist), scale)
 

@@ -201,6 +201,16 @@ class Perceiver:
             setter(self.adapter is not None and self._adapt_stream in (None, key)
                    and not getattr(self.adapter, "serving_source", False))
 
+    def frame_calibration(self, stream: str = DEFAULT_STREAM) -> str:
+        """The detector's frame calibration on ``stream``, for diagnostics: ``n/a`` (a detector without it, or no
+        frame yet), ``off``, or what the calibrator applies now (``FrameCalibrator.summary``)."""
+        state = self._streams.get(stream)
+        detector = None if state is None else state.detector
+        if detector is None or not hasattr(detector, "set_calibration"):
+            return "n/a"
+        calibrator = getattr(detector, "calibrator", None)
+        return "off" if calibrator is None else calibrator.summary()
+
     def update_detector(self, cfg: DetectorConfig) -> None:
         """Use new detector settings from the next frame on (tracks start over: a new detector per stream)."""
         with self._lock:

@@ -159,10 +159,14 @@ def test_perceiver_calibrates_the_adapted_streams_detector(colour_head, tmp_path
     perceiver.process(frame)
     state = perceiver._streams
     assert state["default"].detector.calibrator is None                   # no adapter: frames as given
+    assert perceiver.frame_calibration() == "off" and perceiver.frame_calibration("none yet") == "n/a"
     attach_online_adapter(perceiver, small_cfg(), start=False)
     perceiver.process(frame, stream="other")
     assert state["default"].detector.calibrator is not None               # the adapted stream
     assert state["other"].detector.calibrator is None
+    assert perceiver.frame_calibration() == "idle" and perceiver.frame_calibration("other") == "off"
+    perceiver.process(frame)                                               # all black: far below the reference
+    assert "tone" in perceiver.frame_calibration()
     perceiver.update_detector(cfg.detector)
     assert state["default"].detector.calibrator is not None and state["other"].detector.calibrator is None
     perceiver.attach_adapter(None)
