@@ -143,7 +143,7 @@ def max_difference(a: Server, b: Server, pool: list[torch.Tensor], frames: int =
 def serve_realtime(server: Server, pool: list[torch.Tensor], periods: int) -> dict:
     """N cameras with synchronised 30 Hz triggers, latest-only, served in real time; see the module docstring."""
     server.reset()
-    for i in range(3):  # warm the batch size (allocator, kernel choice) outside the clock
+    for i in range(6):  # warm the batch size (allocator, kernel choice, compilation, graph capture) off the clock
         server.step(pool[i % len(pool)])
     _sync(server.device)
     batch = pool[0].shape[0]
@@ -247,6 +247,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp16")
     parser.add_argument("--compile", default="default,reduce-overhead", help="torch.compile modes to time ('' none)")
     parser.add_argument("--parts", default="single,cameras,baseline,pipeline")
+    parser.add_argument("--cameras-compile", default="", help="also search cameras with this torch.compile mode")
     parser.add_argument("--pipeline-compile", default="inductor,cuda_graphs",
                         help="runtime.compile modes of the Perceiver to time in the pipeline part ('' none)")
     parser.add_argument("--json", required=True)
@@ -288,6 +289,12 @@ def main() -> None:
     parts = args.parts.split(",")
     if "cameras" in parts:
         report["cameras"] = cameras_at_30fps(Server(model, device, half), frames, args.periods, args.max_cameras)
+        if args.cameras_compile:  # the same search with the per-frame parts compiled (one graph per batch size)
+            torch._dynamo.config.cache_size_limit = max(64, torch._dynamo.config.cache_size_limit)
+            compiled = compiled_copy(_encoder(args, device, width, height), args.cameras_compile)
+            server = Server(compiled, device, half, graphs=args.cameras_compile == "reduce-overhead")
+            report[f"cameras_compiled_{args.cameras_compile}"] = cameras_at_30fps(server, frames, args.periods,
+                                                                                  args.max_cameras)
         save()
     if "baseline" in parts:
         baseline(report, args, device, width, height)
