@@ -39,6 +39,7 @@ import torch
 
 from perception.config import EncoderConfig
 from perception.models.vit import vit_small
+from perception.runtime.gpu import COMPILE_MODES, compile_encoder, new_graph_step
 from perception.runtime.model_loading import load_encoder
 
 PERIOD_S = 1.0 / 30.0
@@ -89,7 +90,7 @@ class Server:
         x = batch_hwc.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         x = x.contiguous(memory_format=torch.channels_last)
         if self.graphs:  # CUDA graphs replay into the same memory: a new frame, the last one's outputs are dead
-            torch.compiler.cudagraph_mark_step_begin()
+            new_graph_step()
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype,
                                                     enabled=self.dtype != torch.float32):
             out, self.state = self.model.encode(x, self.state)
@@ -184,10 +185,10 @@ def cameras_at_30fps(server: Server, frames: list[np.ndarray], periods: int, max
 
 
 def compiled_copy(model: torch.nn.Module, mode: str) -> torch.nn.Module:
-    """The same model object with its local stream and fusion wrapped by ``torch.compile`` (the staged global stream
-    stays eager: its work changes from frame to frame)."""
-    model.local_stream = torch.compile(model.local_stream, mode=mode, dynamic=False)
-    model.fusion = torch.compile(model.fusion, mode=mode, dynamic=False)
+    """``model`` with the runtime's ``runtime.compile`` applied (``perception.runtime.gpu``), ``mode`` given by its
+    ``torch.compile`` name (``default``: inductor, ``reduce-overhead``: CUDA graphs; the JSON keys keep these names)."""
+    setting = {torch_mode: name for name, torch_mode in COMPILE_MODES.items() if torch_mode}[mode]
+    compile_encoder(model, setting)
     return model
 
 

@@ -32,6 +32,11 @@ STRIDE = 8
 AREA_BELOW = 0.75  # resizes to under this fraction of a side average pixels (INTER_AREA)
 
 
+def unit_tensor(nhwc: torch.Tensor) -> torch.Tensor:
+    """``(1, H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1], channels_last (a view of NHWC memory)."""
+    return nhwc.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+
+
 @dataclass(frozen=True)
 class Preprocessed:
     """image: the resized ``(H', W', 3)`` uint8 frame. scale_x, scale_y: ``W' / W`` and ``H' / H``. input_size,
@@ -50,8 +55,7 @@ class Preprocessed:
 
     @cached_property
     def tensor(self) -> torch.Tensor:
-        nhwc = torch.from_numpy(self.image).unsqueeze(0).to(self.device)  # uint8 over the bus: 4x less than float
-        return nhwc.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+        return unit_tensor(torch.from_numpy(self.image).unsqueeze(0).to(self.device))  # uint8 over the bus
 
     @property
     def encoder_input(self) -> torch.Tensor:
@@ -133,10 +137,8 @@ class Preprocessor:
             normalised = torch.from_numpy(cv2.LUT(image, self.lut)).unsqueeze(0).permute(0, 3, 1, 2)
         pre = Preprocessed(image, out_w / width, out_h / height, (width, height), (out_w, out_h), self.device,
                            normalised)
-        if self.upload is not None:
-            nhwc = self.upload(image)
-            pre.__dict__["tensor"] = nhwc.permute(0, 3, 1, 2).float().div_(255.0).contiguous(
-                memory_format=torch.channels_last)
+        if self.upload is not None:  # the cached property filled through the pinned upload
+            pre.__dict__["tensor"] = unit_tensor(self.upload(image))
         elif normalised is None:
             pre.tensor  # noqa: B018 - made now, on this thread (the timing of the preprocess stage includes it)
         return pre
