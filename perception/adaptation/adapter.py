@@ -107,7 +107,9 @@ class OnlineAdapter:
         self.optimizer = torch.optim.AdamW(list(self.student.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.objective = AdaptationObjective(cfg)
         self.guard = AdaptationGuard(cfg)
-        self.buffer = FrameBuffer(cfg.buffer_size, (cfg.train_height, cfg.train_width))
+        noise_term = cfg.exposure_weight > 0 and cfg.exposure_noise_max > 0 and cfg.input_adapter
+        self.buffer = FrameBuffer(cfg.buffer_size, (cfg.train_height, cfg.train_width),
+                                  (cfg.detail_height, cfg.detail_width) if noise_term else None)
         self.versions = VersionedParams(self.source)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.updates = 0
@@ -195,11 +197,12 @@ class OnlineAdapter:
         return health_sample(self._dense_with(None, clip), self._dense_with(self.source, clip), loss)
 
     @torch.no_grad()
-    def _exposure(self, clip: torch.Tensor) -> float:
-        """The exposure objective of the worker's current input adapter on ``clip`` (nan when the term is off)."""
+    def _exposure(self, clip: torch.Tensor, detail: torch.Tensor | None) -> float:
+        """The exposure objective of the worker's current input adapter on ``clip`` and its ``detail`` crops (nan
+        when the term is off)."""
         if self.cfg.exposure_weight <= 0 or getattr(self.worker_model, "input_adapter", None) is None:
             return float("nan")
-        return float(self.objective.exposure(self.worker_model, clip)[0])
+        return float(self.objective.exposure(self.worker_model, clip, detail)[0])
 
     def _publish(self, values: Mapping[str, torch.Tensor], stats: StatsSet | None = None, track: bool = True,
                  fallback: bool = False) -> int:
@@ -263,11 +266,12 @@ class OnlineAdapter:
         stats = self._stats
         if stats is not None and self.norm_stats is not None:
             write_stats(self.worker_model, stats)
-        clip = self.buffer.sample_clip(cfg.clip_length, cfg.gaps, self.generator).to(self.device)
-        before = self._exposure(clip)
+        clip, detail = self.buffer.sample_clip(cfg.clip_length, cfg.gaps, self.generator, detail=True)
+        clip, detail = clip.to(self.device), (detail.to(self.device) if detail is not None else None)
+        before = self._exposure(clip, detail)
         for step in range(cfg.steps_per_update):
             total, parts, _ = self.objective(self.worker_model, clip, lambda x: self._dense_with(self.teacher, x),
-                                             self.student, self.source, self.generator)
+                                             self.student, self.source, self.generator, detail)
             self.optimizer.zero_grad(set_to_none=True)
             if not (total.requires_grad and torch.isfinite(total)):
                 break
@@ -284,7 +288,7 @@ class OnlineAdapter:
         if (self.updates + 1) % cfg.guard_every:  # this is update number updates + 1 (step() counts it)
             return result
         sample = self.health(clip, loss)
-        sample.exposure_before, sample.exposure_after = before, self._exposure(clip)
+        sample.exposure_before, sample.exposure_after = before, self._exposure(clip, detail)
         verdict = self.guard.check(sample)
         result.action, result.reasons = verdict.action, verdict.reasons
         if verdict.ok:

@@ -20,12 +20,16 @@ import torch.nn.functional as F
 class FrameBuffer:
     """``push(frame)``; ``sample_clip(length, gaps, generator) -> (T, 3, h, w)`` float in [0, 1]."""
 
-    def __init__(self, capacity: int, size: tuple[int, int]) -> None:
+    def __init__(self, capacity: int, size: tuple[int, int], detail: tuple[int, int] | None = None) -> None:
         if capacity < 2:
             raise ValueError(f"FrameBuffer: capacity must be >= 2, got {capacity}")
+        if detail is not None and min(detail) < 3:
+            raise ValueError(f"FrameBuffer: detail crops need at least 3x3 pixels, got {detail}")
         self.capacity = int(capacity)
         self.size = (int(size[0]), int(size[1]))  # (h, w)
+        self.detail = (int(detail[0]), int(detail[1])) if detail is not None else None
         self._frames: list[torch.Tensor] = []
+        self._details: list[torch.Tensor] = []
         self._next = 0          # slot the next frame goes to once full
         self.pushed = 0
         self._lock = threading.Lock()
@@ -43,34 +47,49 @@ class FrameBuffer:
         x = x.detach().float()
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
-        return (x[0].clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()
+        return _quantised(x[0])
+
+    @torch.no_grad()
+    def _crop(self, frame: torch.Tensor) -> torch.Tensor:
+        """The centre ``detail`` crop of ``frame`` at its own resolution (the whole side where it is shorter)."""
+        x = frame if frame.dim() == 4 else frame.unsqueeze(0)
+        height, width = x.shape[-2:]
+        ch, cw = min(height, self.detail[0]), min(width, self.detail[1])
+        top, left = (height - ch) // 2, (width - cw) // 2
+        return _quantised(x[0, :, top:top + ch, left:left + cw].detach().float())
 
     def push(self, frame: torch.Tensor) -> None:
         """Add one frame (copied; an inference-mode tensor is fine), replacing the oldest when full."""
         with torch.inference_mode(False):
             stored = self._to_uint8(frame).clone()
+            crop = self._crop(frame) if self.detail is not None else None
         value = float(stored.float().mean()) / 255.0
         with self._lock:
             if len(self._frames) < self.capacity:
                 self._frames.append(stored)
+                if crop is not None:
+                    self._details.append(crop)
             else:
                 self._frames[self._next] = stored
+                if crop is not None:
+                    self._details[self._next] = crop
             self._next = (self._next + 1) % self.capacity
             self.pushed += 1
             self._sum += value
             self._sq += value * value
 
-    def ordered(self) -> list[torch.Tensor]:
-        """The stored frames, oldest first."""
+    def ordered(self, details: bool = False) -> list[torch.Tensor]:
+        """The stored frames (or their detail crops), oldest first."""
         with self._lock:
-            if len(self._frames) < self.capacity:
-                return list(self._frames)
-            return self._frames[self._next:] + self._frames[:self._next]
+            return self._ordered_locked(self._details if details else self._frames)
 
-    def sample_clip(self, length: int, gaps: Sequence[int], generator: torch.Generator | None = None
-                    ) -> torch.Tensor:
-        """``length`` frames at a random start with a gap from ``gaps`` that fits; ``(T, 3, h, w)`` float."""
-        frames = self.ordered()
+    def sample_clip(self, length: int, gaps: Sequence[int], generator: torch.Generator | None = None,
+                    detail: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """``length`` frames at a random start with a gap from ``gaps`` that fits; ``(T, 3, h, w)`` float. With
+        ``detail``: ``(clip, crops)``, the same frames' detail crops ``(T, 3, ch, cw)`` in [0, 1] (None when the
+        buffer keeps none, or when the picked frames' crops differ in size after a change of resolution)."""
+        with self._lock:
+            frames, crops = self._ordered_locked(self._frames), self._ordered_locked(self._details)
         fitting = [g for g in gaps if (length - 1) * g < len(frames)]
         if not fitting:
             raise ValueError(f"FrameBuffer.sample_clip: {len(frames)} frames hold no clip of {length} at gaps "
@@ -78,8 +97,19 @@ class FrameBuffer:
         gap = fitting[int(torch.randint(len(fitting), (1,), generator=generator))]
         span = (length - 1) * gap
         start = int(torch.randint(len(frames) - span, (1,), generator=generator))
-        picked = [frames[start + i * gap] for i in range(length)]
-        return torch.stack(picked).float() / 255.0
+        indices = [start + i * gap for i in range(length)]
+        clip = torch.stack([frames[i] for i in indices]).float() / 255.0
+        if not detail:
+            return clip
+        picked = [crops[i] for i in indices] if len(crops) == len(frames) else []
+        if not picked or len({tuple(c.shape) for c in picked}) != 1:
+            return clip, None
+        return clip, torch.stack(picked).float() / 255.0
+
+    def _ordered_locked(self, items: list[torch.Tensor]) -> list[torch.Tensor]:
+        if len(items) < self.capacity:
+            return list(items)
+        return items[self._next:] + items[:self._next]
 
     def statistics(self) -> dict[str, float | int]:
         """Counts and the mean/std intensity of every frame pushed (saved with the adapter's state)."""
@@ -98,3 +128,8 @@ class FrameBuffer:
             std = float(stats.get("std_intensity", 0.0))
             self._sum = mean * self.pushed
             self._sq = (std * std + mean * mean) * self.pushed
+
+
+def _quantised(x: torch.Tensor) -> torch.Tensor:
+    """``(3, h, w)`` float in [0, 1] -> uint8 on the CPU."""
+    return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()

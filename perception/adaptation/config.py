@@ -54,6 +54,11 @@ class AdaptationConfig:
     exposure_std: float = 0.2
     exposure_mean_margin: float = 0.22
     exposure_std_factor: float = 1.45
+    # the smoothing of the input adapter pulls the served frames' noise (Immerkaer, grey levels, measured on crops
+    # at the served resolution; clean footage 1.3-3.5) below this (0: no noise term, no crops buffered)
+    exposure_noise_max: float = 6.0
+    detail_height: int = 96               # the buffered crops at the served resolution (noise term)
+    detail_width: int = 128
     input_channels: int = 1               # InputAffine: 1 shared gain/bias (colour-preserving) or 3 per channel
     align_weight: float = 0.0             # activation statistics vs the source's BN statistics (StatsAlignmentLoss)
     align_margin: float = 0.6             # discrepancy clean footage stays within (no gradient below it)
@@ -97,6 +102,8 @@ class AdaptationConfig:
                   ("norm_stats_every", self.norm_stats_every >= 1),
                   ("norm_stats_gate_noise", self.norm_stats_gate_noise >= 0), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
                   ("train_width", self.train_width >= 16), ("train_height", self.train_height >= 16),
+                  ("exposure_noise_max", self.exposure_noise_max >= 0), ("detail_height", self.detail_height >= 3),
+                  ("detail_width", self.detail_width >= 3),
                   ("snapshot_every", self.snapshot_every >= 1), ("max_trips", self.max_trips >= 1),
                   ("guard_every", self.guard_every >= 1), ("steps_per_update", self.steps_per_update >= 1),
                   ("first_norms", self.first_norms >= 0), ("align_margin", self.align_margin >= 0),

@@ -10,6 +10,13 @@ adapted input ``p' = InputAffine.pixel(p)`` of the buffered frames is pulled bac
 band gets no gradient at all and an unshifted stream is served by the source model unchanged (the automatic
 exposure and gain control of a camera pipeline, made a differentiable test-time objective; cf. EATA's rule of
 updating only on samples that need it, Niu et al. 2022). It needs no forward pass of the network.
+
+With ``noise_max`` > 0 a third hinge, ``(relu(n - noise_max) / noise_scale)^2``, pulls Immerkaer's noise estimate
+``n`` (grey levels, of the luma) of the input adapter's smoothing (``InputAffine.smoothed``) below ``noise_max``.
+It is measured on the buffer's detail crops, at the resolution the frames were served at: clean vtest and DAVIS
+frames measure 1.3-3.5 there, under the ``noise`` shift 10-19, so a default of 6 leaves clean footage without a
+gradient. Only ``smooth`` receives it (the estimate is taken without the affine, which would otherwise darken a
+noisy frame to hide its noise).
 """
 
 from __future__ import annotations
@@ -20,22 +27,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perception.monitor.image_quality import IMMERKAER_KERNEL, noise_sigma
+
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709
 
 
+def noise_level(pixels: torch.Tensor) -> torch.Tensor:
+    """Immerkaer's (1996) noise standard deviation of the luma of ``(B, 3, H, W)`` in [0, 1], in grey levels
+    (0-255), over the whole batch; differentiable (the stream monitor's estimate, in torch)."""
+    luma = (pixels * torch.tensor(LUMA, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1)).sum(1, True)
+    kernel = torch.from_numpy(IMMERKAER_KERNEL).to(pixels.device, pixels.dtype).view(1, 1, 3, 3)
+    response = F.conv2d(luma, kernel)
+    return 255.0 * math.sqrt(math.pi / 2.0) / 6.0 * response.abs().mean()
+
+
 class ExposureLoss(nn.Module):
-    """``forward(model, clip (T, 3, h, w) in [0, 1]) -> (loss, (mean, contrast))`` of the model's adapted input."""
+    """``forward(model, clip (T, 3, h, w) in [0, 1], detail=None) -> (loss, (mean, contrast, noise))`` of the model's
+    adapted input; ``detail``: crops at the served resolution for the noise term (noise is nan without them)."""
 
     def __init__(self, mean: float = 0.45, std: float = 0.2, mean_margin: float = 0.22,
-                 std_factor: float = 1.45) -> None:
+                 std_factor: float = 1.45, noise_max: float = 0.0, noise_scale: float = 4.0) -> None:
         super().__init__()
-        if not (std > 0 and std_factor >= 1 and mean_margin >= 0):
-            raise ValueError(f"ExposureLoss: need std > 0, std_factor >= 1, mean_margin >= 0; got {std}, "
-                             f"{std_factor}, {mean_margin}")
+        if not (std > 0 and std_factor >= 1 and mean_margin >= 0 and noise_max >= 0 and noise_scale > 0):
+            raise ValueError(f"ExposureLoss: need std > 0, std_factor >= 1, mean_margin >= 0, noise_max >= 0, "
+                             f"noise_scale > 0; got {std}, {std_factor}, {mean_margin}, {noise_max}, {noise_scale}")
         self.mean, self.std, self.mean_margin = float(mean), float(std), float(mean_margin)
         self.log_factor = math.log(std_factor)
+        self.noise_max, self.noise_scale = float(noise_max), float(noise_scale)
 
-    def forward(self, model: nn.Module, clip: torch.Tensor) -> tuple[torch.Tensor, tuple[float, float]]:  # type: ignore[override]
+    def forward(self, model: nn.Module, clip: torch.Tensor,  # type: ignore[override]
+                detail: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[float, float, float]]:
         adapter = getattr(model, "input_adapter", None)
         if adapter is None:
             raise ValueError(f"ExposureLoss: {type(model).__name__} has no input_adapter "
@@ -45,7 +66,12 @@ class ExposureLoss(nn.Module):
         mean, contrast = luma.mean(), luma.std(unbiased=False).clamp_min(1e-6)
         std_term = F.relu((contrast / self.std).log().abs() - self.log_factor).pow(2)
         mean_term = (F.relu((mean - self.mean).abs() - self.mean_margin) / self.std).pow(2)
-        return std_term + mean_term, (float(mean.detach()), float(contrast.detach()))
+        loss, noise = std_term + mean_term, float("nan")
+        if self.noise_max > 0 and detail is not None and min(detail.shape[-2:]) >= 3:
+            level = noise_level(adapter.smoothed(detail.float()))
+            loss = loss + (F.relu(level - self.noise_max) / self.noise_scale).pow(2)
+            noise = float(level.detach())
+        return loss, (float(mean.detach()), float(contrast.detach()), noise)
 
 
 class ExposureBand:
@@ -86,8 +112,6 @@ class ExposureBand:
         scale = 0.5 if self.outside else 1.0
         outside = self.is_outside(*self.last, scale)
         if self.noise_max > 0:
-            from perception.monitor.image_quality import noise_sigma  # noqa: PLC0415 (cv2; only when used)
-
             image = frame.reshape(-1, 3, *frame.shape[-2:])[0].permute(1, 2, 0).float().cpu().numpy()
             self.noise = 255.0 * noise_sigma(image)
             outside = outside or self.noise > scale * self.noise_max

@@ -8,14 +8,29 @@ front ends of classic vision pipelines). ``attach_input_adapter(model)`` adds it
 ``norm+adapters`` subset picks them up) and puts it in front of the encoder's ``local_stream`` and
 ``global_stream`` with forward pre-hooks, so the encoder's own code is untouched and a deep copy of the model keeps a
 working adapter. At the identity it changes nothing: the output equals the source model's exactly.
+
+Sensor noise is the other shift a camera meets that a front end can undo: ``smooth`` (a scalar, 0 at the identity)
+mixes each frame with a Gaussian blur of itself, ``y -> y + smooth * (blur(y) - y)`` (sigma ``SMOOTH_SIGMA`` pixels
+at the served resolution), the learned strength of a denoising filter. It is trained by the noise term of the
+exposure objective (``ExposureLoss``) on crops at the served resolution, and is left alone by the luma terms (they
+see the affine only), so exposure and noise are corrected independently.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 STREAMS = ("local_stream", "global_stream")
+SMOOTH_SIGMA = 1.0  # pixels; 5 taps (+-2 sigma)
+
+
+def gaussian_taps(sigma: float, radius: int) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps ``(2 * radius + 1,)``."""
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    taps = torch.exp(-offsets.pow(2) / (2.0 * sigma * sigma))
+    return taps / taps.sum()
 
 
 class InputAffine(nn.Module):
@@ -31,11 +46,29 @@ class InputAffine(nn.Module):
                              f"{mean.numel()}, got {channels}")
         self.log_gain = nn.Parameter(torch.zeros(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.smooth = nn.Parameter(torch.zeros(1))
         self.register_buffer("mean", mean.detach().reshape(-1).clone().float(), persistent=False)
         self.register_buffer("std", std.detach().reshape(-1).clone().float(), persistent=False)
+        self.register_buffer("taps", gaussian_taps(SMOOTH_SIGMA, 2), persistent=False)
 
     def is_identity(self) -> bool:
-        return bool(torch.all(self.log_gain == 0) and torch.all(self.bias == 0))
+        return bool(torch.all(self.log_gain == 0) and torch.all(self.bias == 0) and torch.all(self.smooth == 0))
+
+    def blur(self, x: torch.Tensor) -> torch.Tensor:
+        """Separable Gaussian blur of ``(B, C, H, W)`` per channel, edges reflected (sides of at least 3 pixels)."""
+        channels, radius = x.shape[1], self.taps.numel() // 2
+        taps = self.taps.to(x.dtype)
+        pad_w, pad_h = min(radius, x.shape[-1] - 1), min(radius, x.shape[-2] - 1)
+        y = F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect")
+        y = F.conv2d(y, taps[radius - pad_w:radius + pad_w + 1].view(1, 1, 1, -1).expand(channels, 1, 1, -1),
+                     groups=channels)
+        y = F.pad(y, (0, 0, pad_h, pad_h), mode="reflect")
+        return F.conv2d(y, taps[radius - pad_h:radius + pad_h + 1].view(1, 1, -1, 1).expand(channels, 1, -1, 1),
+                        groups=channels)
+
+    def smoothed(self, p: torch.Tensor) -> torch.Tensor:
+        """The smoothing alone, ``p + smooth * (blur(p) - p)`` (what the noise term measures)."""
+        return p + self.smooth.to(p.dtype) * (self.blur(p) - p)
 
     def pixel(self, p: torch.Tensor) -> torch.Tensor:
         """The map on pixels ``(B, C, H, W)`` in [0, 1] (what the exposure objective measures)."""
@@ -45,7 +78,10 @@ class InputAffine(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gain = self.log_gain.exp()
         shift = ((gain - 1.0) * self.mean + self.bias) / self.std     # broadcasts a shared gain/bias
-        return x * gain.to(x.dtype).view(1, -1, 1, 1) + shift.to(x.dtype).view(1, -1, 1, 1)
+        y = x * gain.to(x.dtype).view(1, -1, 1, 1) + shift.to(x.dtype).view(1, -1, 1, 1)
+        if torch.is_grad_enabled() or bool(self.smooth != 0):          # served unsmoothed: no blur passes
+            y = self.smoothed(y)
+        return y
 
     def pre_hook(self, module: nn.Module, args: tuple) -> tuple | None:
         """Forward pre-hook of a stream: its first argument (the normalised frames) through the affine. Served

@@ -9,8 +9,9 @@ Terms (each off at weight 0, through ``SSLObjective``):
   that keeps test-time updates near the source weights, against drift (cf. EATA's Fisher anchor, Niu et al. 2022).
 - ``collapse``: KoLeo entropy regulariser (Sablayrolles et al. 2019; DINOv2) on the pooled dense features.
 - ``exposure``: ``ExposureLoss``: the luma mean and contrast of the input adapter's output pulled into the band of
-  natural footage (squared hinges; no gradient inside the band, no network forward at all). The term that undoes
-  the photometric shifts (dimming, haze, low contrast) through ``InputAffine``.
+  natural footage (squared hinges; no gradient inside the band, no network forward at all), and its noise, on
+  crops at the served resolution, below ``exposure_noise_max``. The term that undoes the photometric shifts
+  (dimming, haze, low contrast) and sensor noise through ``InputAffine``.
 - ``align``: ``StatsAlignmentLoss`` (ActMAD, Mirza et al. 2023): the local stream's activation statistics on the clip
   pulled back toward the source statistics stored in its BN layers, past a margin that clean footage stays within.
   It is the term that sees a photometric shift directly (the contrastive terms are nearly invariant to it: they were
@@ -59,9 +60,9 @@ def pooled_tokens(dense: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 class AdaptationObjective(nn.Module):
-    """``forward(model, clip, teacher_dense, params, source, generator) -> (total, parts, student_dense)``.
+    """``forward(model, clip, teacher_dense, params, source, generator, detail) -> (total, parts, student_dense)``.
 
-    clip: ``(T, 3, h, w)`` in [0, 1]. ``teacher_dense(x) -> (T, C, h/8, w/8)`` runs the EMA teacher without
+    clip: ``(T, 3, h, w)`` in [0, 1]; detail: the same frames' crops at the served resolution (noise term) or None. ``teacher_dense(x) -> (T, C, h/8, w/8)`` runs the EMA teacher without
     gradient. ``params``/``source``: the adapted subset and its source values (for the anchor).
     """
 
@@ -77,14 +78,14 @@ class AdaptationObjective(nn.Module):
              "collapse": cfg.collapse_weight, "align": cfg.align_weight, "exposure": cfg.exposure_weight},
         )
         self.exposure = ExposureLoss(cfg.exposure_mean, cfg.exposure_std, cfg.exposure_mean_margin,
-                                     cfg.exposure_std_factor)
+                                     cfg.exposure_std_factor, cfg.exposure_noise_max)
         self.align = StatsAlignmentLoss(cfg.align_margin, cfg.align_units)
         self.discrepancy = float("nan")
 
     def forward(self, model: nn.Module, clip: torch.Tensor,  # type: ignore[override]
                 teacher_dense: Callable[[torch.Tensor], torch.Tensor], params: Mapping[str, torch.Tensor],
-                source: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+                source: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
+                detail: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         active = set(self.loss.active)
         dense = tokens = target = None
         if active & {"patch", "temporal", "collapse"}:
@@ -95,9 +96,9 @@ class AdaptationObjective(nn.Module):
         aligned = None
         if "align" in active:
             aligned, self.discrepancy = self.align(model, clip)
-        exposed, luma = None, (float("nan"), float("nan"))
+        exposed, luma = None, (float("nan"), float("nan"), float("nan"))
         if "exposure" in active:
-            exposed, luma = self.exposure(model, clip)
+            exposed, luma = self.exposure(model, clip, detail)
         total, parts = self.loss({
             "patch": lambda: (dense, target),
             "temporal": lambda: tokens.unsqueeze(0),                    # (1, T, g*g, C)
@@ -108,6 +109,8 @@ class AdaptationObjective(nn.Module):
         })
         if "exposure" in active:
             parts["luma_mean"], parts["luma_contrast"] = torch.tensor(luma[0]), torch.tensor(luma[1])
+            if luma[2] == luma[2]:                                      # measured (not nan)
+                parts["noise"] = torch.tensor(luma[2])
         if "align" in active:
             parts["discrepancy"] = torch.tensor(self.discrepancy)
         return total, parts, (dense.detach() if dense is not None else None)

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="AdaptationConfig override, e.g. lr=1e-4 or params=norm (repeatable)")
     parser.add_argument("--fps-frames", type=int, default=20, help="frames cycled through for fps (0: skip fps)")
-    parser.add_argument("--fps-seconds", type=float, default=6.0, help="seconds timed with adaptation on and off")
+    parser.add_argument("--fps-seconds", type=float, default=6.0, help="seconds timed with adaptation on and off each, in three alternating rounds")
     parser.add_argument("--fp32", action="store_true", help="inference in float32 (default: bfloat16 autocast)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: library default)")
 

@@ -174,12 +174,16 @@ def merge_guard(per_shift: dict[str, dict[str, dict[str, Any]]]) -> dict[str, di
 
 
 def measure_fps(source: nn.Module, frames: list[np.ndarray], settings: AdaptSettings, seconds: float = 6.0,
-                log: Log = print) -> dict[str, float]:
+                log: Log = print, rounds: int = 3) -> dict[str, float]:
     """Inference frames/s without and with the adapter's background worker (under its configured budget), each
-    cycling through ``frames`` for ``seconds`` after two warm-up frames; the worker starts with a full buffer."""
+    cycling through ``frames``. The two alternate in ``rounds`` pairs of ``seconds / rounds`` each (off, on, off,
+    on, ...), after two untimed warm-up frames per run, so a machine whose speed drifts during the measurement (other
+    jobs, clock changes) moves both alike; each side's fps is its frames over its time, summed over the rounds. The
+    worker starts with a full buffer."""
     tensors = [to_tensor(f) for f in frames]
+    share = seconds / max(1, rounds)
 
-    def run(adapt: bool) -> tuple[float, int]:
+    def run(adapt: bool) -> tuple[int, float, int]:
         model = copy.deepcopy(source).eval()
         adapter = OnlineAdapter(model, method_config("adapted", settings)) if adapt else None
         state = None
@@ -189,7 +193,7 @@ def measure_fps(source: nn.Module, frames: list[np.ndarray], settings: AdaptSett
             adapter.start()
         count, started = -2, 0.0
         try:
-            while count < 0 or time.perf_counter() - started < seconds:
+            while count < 0 or time.perf_counter() - started < share:
                 x = tensors[(count + 2) % len(tensors)]
                 if adapter is not None:
                     adapter.before_frame()
@@ -200,19 +204,26 @@ def measure_fps(source: nn.Module, frames: list[np.ndarray], settings: AdaptSett
                 count += 1
                 if count == 0:
                     started = time.perf_counter()
-            fps = count / (time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
         finally:
             if adapter is not None:
                 adapter.stop(save=False)
-        updates = adapter.updates if adapter is not None else 0
-        log(f"[eval adapt] fps adaptation {'on ' if adapt else 'off'}: {fps:.2f} ({count} frames in {seconds:.0f} s"
-            f"{f', {updates} background updates' if adapt else ''})")
-        return fps, updates
+        return count, elapsed, (adapter.updates if adapter is not None else 0)
 
-    off, _ = run(False)
-    on, updates = run(True)
+    totals = {False: [0, 0.0], True: [0, 0.0]}
+    updates = 0
+    for _ in range(max(1, rounds)):
+        for adapt in (False, True):
+            count, elapsed, done = run(adapt)
+            totals[adapt][0] += count
+            totals[adapt][1] += elapsed
+            updates += done
+    off, on = (totals[a][0] / totals[a][1] for a in (False, True))
+    log(f"[eval adapt] fps adaptation off {off:.2f}, on {on:.2f} ({max(1, rounds)} alternating rounds of "
+        f"{share:.1f} s each, {updates} background updates)")
     return {"adaptation_off": round(off, 3), "adaptation_on": round(on, 3), "ratio": round(on / off, 4),
-            "seconds_each": seconds, "background_updates": updates, "threads": torch.get_num_threads()}
+            "seconds_each": seconds, "rounds": max(1, rounds), "background_updates": updates,
+            "threads": torch.get_num_threads()}
 
 
 def shifted(frames: list[np.ndarray], shift: str, offset: int = 0) -> list[np.ndarray]:

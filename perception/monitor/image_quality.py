@@ -33,7 +33,7 @@ from perception.monitor.levels import level_above, level_below, worst
 LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)
 _LUMA_MATRIX = LUMA_WEIGHTS.astype(np.float64).reshape(1, 3)
 NOISE_CROP = (240, 320)  # (h, w) of the full-resolution centre crop the noise is estimated on
-_LAPLACIAN_DIFFERENCE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+IMMERKAER_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
 @dataclass
@@ -85,7 +85,7 @@ def noise_sigma(image: np.ndarray) -> float:
     y = _to_unit_luma(image[top:top + ch, left:left + cw])
     if min(y.shape) < 3:
         return 0.0
-    response = cv2.filter2D(y, -1, _LAPLACIAN_DIFFERENCE, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    response = cv2.filter2D(y, -1, IMMERKAER_KERNEL, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
     return float(np.sqrt(np.pi / 2.0) / 6.0 * cv2.norm(response, cv2.NORM_L1) / response.size)
 
 

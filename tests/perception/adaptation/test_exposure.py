@@ -59,8 +59,8 @@ def test_exposure_loss_is_zero_in_band_and_positive_for_dim_or_flat_frames(tiny)
     attach_input_adapter(tiny)
     loss = ExposureLoss()
     assert float(loss(tiny, torch.cat(frames()))[0].detach()) == 0.0
-    dim, (mean, _) = loss(tiny, torch.cat(frames(scale=0.2)))
-    flat, (_, contrast) = loss(tiny, torch.cat(frames(scale=0.3, offset=0.35)))
+    dim, (mean, _, _) = loss(tiny, torch.cat(frames(scale=0.2)))
+    flat, (_, contrast, _) = loss(tiny, torch.cat(frames(scale=0.3, offset=0.35)))
     assert float(dim.detach()) > 0.3 and mean < 0.12
     assert float(flat.detach()) > 0.3 and contrast < 0.07
 
