@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps-seconds", type=float, default=6.0, help="seconds timed with adaptation on and off each, in three alternating rounds")
     parser.add_argument("--fp32", action="store_true", help="inference in float32 (default: bfloat16 autocast)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: library default)")
+    parser.add_argument("--readout", choices=("auto", "dense", "local"), default="auto",
+                        help="propagate: the encoder map read for correspondence; auto: the one the checkpoint "
+                             "declares (`correspondence_readout`, as `eval propagate` reads it; dense when none)")
 
 
 def adaptation_config(overrides: list[str]):
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from perception.eval.adapt_tasks import run_detect, run_propagate  # noqa: PLC0415
     from perception.eval.shifts import parse_shifts  # noqa: PLC0415
     from perception.io.atomic import write_json  # noqa: PLC0415
-    from perception.models.checkpoint import file_sha256  # noqa: PLC0415
+    from perception.commands.eval_propagate import correspondence_readout  # noqa: PLC0415
+    from perception.models.checkpoint import file_sha256, read_checkpoint_meta  # noqa: PLC0415
     from perception.runtime.model_loading import load_encoder  # noqa: PLC0415
 
     started = time.time()
@@ -86,14 +90,17 @@ def run(args: argparse.Namespace) -> int:
                              bf16=not args.fp32)
     loaded = load_encoder(EncoderConfig(name=args.encoder, checkpoint=args.checkpoint))
     source = loaded.model
+    if args.readout == "auto":
+        args.readout = correspondence_readout(read_checkpoint_meta(loaded.path)) if loaded.path else "dense"
     encoder = {"name": args.encoder, "source": loaded.source, "checkpoint": loaded.path,
-               "sha256": file_sha256(loaded.path) if loaded.path else None}
+               "sha256": file_sha256(loaded.path) if loaded.path else None, "readout": args.readout}
     log(f"[eval adapt] task {args.task}, shifts {','.join(shifts)}, methods {','.join(methods)}; encoder "
         f"{encoder['name']} ({encoder['source']} {encoder['checkpoint']})")
     if args.task == "propagate":
         seqs = [s.strip() for s in args.seqs.split(",") if s.strip()]
         scores, details, per_shift = run_propagate(args.davis, seqs, source, shifts, methods, settings,
-                                                   args.max_frames, args.scale, log, args.warmup_frames)
+                                                   args.max_frames, args.scale, log, args.warmup_frames,
+                                                   args.readout)
         from perception.eval.davis import load_sequence  # noqa: PLC0415
         from perception.eval.adapt_tasks import scaled_sequence  # noqa: PLC0415
         fps_source = list(scaled_sequence(load_sequence(args.davis, seqs[0], args.fps_frames or 1), args.scale).frames)

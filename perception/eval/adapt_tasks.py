@@ -24,17 +24,21 @@ Guard = dict[str, dict[str, dict[str, Any]]]
 
 
 class AdaptiveFeatures:
-    """A ``FeatureExtractor`` over a ``StreamModel``: unit-norm dense features of each (padded) frame."""
+    """A ``FeatureExtractor`` over a ``StreamModel``: unit-norm features of each (padded) frame, from the encoder's
+    ``readout`` map (``dense``, the fused map, or ``local``, the local stream's)."""
 
-    def __init__(self, stream: StreamModel, label: str, log: Log) -> None:
-        self.stream, self.name, self.log = stream, stream.method, log
+    def __init__(self, stream: StreamModel, label: str, log: Log, readout: str = "dense") -> None:
+        if readout not in ("dense", "local"):
+            raise ValueError(f"AdaptiveFeatures: readout must be 'dense' or 'local', got {readout!r}")
+        self.stream, self.name, self.log, self.readout = stream, stream.method, log, readout
         self.label, self.count, self.started = label, 0, time.time()
 
     def reset(self) -> None:
         self.stream.reset_state()
 
     def __call__(self, frame: np.ndarray) -> torch.Tensor:
-        dense = self.stream.encode(to_tensor(frame)).dense
+        output = self.stream.encode(to_tensor(frame))
+        dense = output.dense if self.readout == "dense" else output.local
         self.count += 1
         if self.count % 10 == 0:
             self.log(f"[eval adapt] {self.label} {self.name}: frame {self.count} ({time.time() - self.started:.0f} s)")
@@ -78,9 +82,10 @@ def warm_up(stream: StreamModel, frames: Sequence[np.ndarray], count: int, scale
 
 def run_propagate(root: str, names: Sequence[str], source: nn.Module, shifts: Sequence[str], methods: Sequence[str],
                   settings: AdaptSettings, max_frames: int = 0, scale: float = 1.0, log: Log = print,
-                  warmup: int = 0) -> tuple[Scores, dict, Guard]:
-    """J&F (mean over sequences) of each method under each shift; the sequences run back to back as one stream,
-    after ``warmup`` unscored frames of the same shifted stream (``warm_up``)."""
+                  warmup: int = 0, readout: str = "dense") -> tuple[Scores, dict, Guard]:
+    """J&F (mean over sequences) of each method under each shift, reading correspondence from the encoder's
+    ``readout`` map; the sequences run back to back as one stream, after ``warmup`` unscored frames of the same
+    shifted stream (``warm_up``)."""
     clean = [scaled_sequence(load_sequence(root, n, max_frames), scale) for n in names]
     params = PropagationParams(radius=max(1, int(round(PropagationParams().radius * scale))))
     scores: Scores = {}
@@ -93,7 +98,7 @@ def run_propagate(root: str, names: Sequence[str], source: nn.Module, shifts: Se
             started = time.time()
             stream = StreamModel(source, method, settings)
             warm_up(stream, [f for q in seqs for f in q.frames], warmup)
-            extractor = AdaptiveFeatures(stream, shift, log)
+            extractor = AdaptiveFeatures(stream, shift, log, readout)
             per_seq = {s.name: evaluate_sequence(s, extractor, params) for s in seqs}
             jf = float(np.mean([r["JF"] for r in per_seq.values()]))
             scores[shift][method] = jf

@@ -94,7 +94,7 @@ def test_buffer_keeps_centre_crops_at_the_served_resolution():
 def test_noise_term_has_no_gradient_on_clean_frames_and_leaves_the_adapter_idle(tiny):
     adapter = adapter_on(tiny, frames(noise=0.0))
     result = adapter.step()
-    assert result.action == "idle" and result.parts["noise"] < 6.0
+    assert result.action == "idle" and result.parts["noise"] < AdaptationConfig().exposure_noise_max
     assert adapter.versions.version == 0 and float(adapter.student["input_adapter.smooth"].detach()) == 0.0
 
 
@@ -108,7 +108,7 @@ def test_noisy_frames_raise_the_smoothing_until_the_noise_is_below_the_bar(tiny)
     for _ in range(5):
         last = adapter.step()
     assert adapter.guard.trips == 0 and last.action in ("none", "snapshot", "idle")
-    assert last.parts["noise"] < 6.0 and last.parts["exposure"] == 0.0
+    assert last.parts["noise"] < AdaptationConfig().exposure_noise_max and last.parts["exposure"] == 0.0
     smooth = float(adapter.student["input_adapter.smooth"].detach())
     assert 0.5 < smooth < 1.5
     # the luma terms are flat for in-band frames and the noise term never reaches gain or bias

@@ -42,6 +42,8 @@ def test_propagate_slice(shared_data, tmp_path, capsys):
     assert code == 0
     report = check_report(out, ["none", "fog"])
     assert report["task"] == "propagate" and report["metric"] == "J&F"
+    assert report["encoder"]["readout"] == "dense"          # a random encoder declares no readout
+    assert report["fps"]["rounds"] == 3
     assert report["details"]["fog"]["frozen"]["car-roundabout"]["frames"] == 6
     assert "[eval adapt]" in capsys.readouterr().err                      # progress lines
 
@@ -143,3 +145,27 @@ def test_adaptive_methods_calibrate_until_their_guard_falls_back():
     plain = FewShotDetector(DetectorConfig(), head, min_score=0.02)
     sync_calibration(frozen, plain)
     assert not frozen.serving_source and plain.calibrator is None
+
+
+def test_adaptive_features_read_the_requested_map():
+    import torch
+
+    from perception.eval.adapt import AdaptSettings, StreamModel
+    from perception.eval.adapt_tasks import AdaptiveFeatures
+    from perception.eval.features import l2_normalise_cells
+    from perception.models import create_encoder
+
+    torch.manual_seed(0)
+    tiny = create_encoder("dualstream_tiny").eval()
+    frame = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    maps = {}
+    for readout in ("dense", "local"):
+        stream = StreamModel(tiny, "frozen", AdaptSettings(bf16=False))
+        maps[readout] = AdaptiveFeatures(stream, "none", lambda line: None, readout)(frame)
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
+    with torch.inference_mode():
+        output, _ = tiny.encode(x, None)
+    assert torch.allclose(maps["local"], l2_normalise_cells(output.local[0].float()), atol=1e-5)
+    assert torch.allclose(maps["dense"], l2_normalise_cells(output.dense[0].float()), atol=1e-5)
+    with pytest.raises(ValueError, match="readout"):
+        AdaptiveFeatures(StreamModel(tiny, "frozen", AdaptSettings()), "none", print, "fused")
