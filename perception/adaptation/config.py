@@ -54,6 +54,9 @@ class AdaptationConfig:
     exposure_std: float = 0.2
     exposure_mean_margin: float = 0.22
     exposure_std_factor: float = 1.45
+    # the luma hinges start only past a wider band (while the input affine is at the identity; ExposureLoss)
+    exposure_trigger_margin: float = 0.27
+    exposure_trigger_factor: float = 2.0
     # the smoothing of the input adapter pulls the served frames' noise (Immerkaer, grey levels, measured on crops
     # at the served resolution) below this (0: no noise term, no crops buffered). Clean centre crops: vtest 1.3-2.8,
     # DAVIS at half size 3.5-6.5 (texture counts); under the noise shift 10.2-18.9
@@ -103,7 +106,9 @@ class AdaptationConfig:
                   ("norm_stats_every", self.norm_stats_every >= 1),
                   ("norm_stats_gate_noise", self.norm_stats_gate_noise >= 0), ("ema_momentum", 0.0 <= self.ema_momentum <= 1.0),
                   ("train_width", self.train_width >= 16), ("train_height", self.train_height >= 16),
-                  ("exposure_noise_max", self.exposure_noise_max >= 0), ("detail_height", self.detail_height >= 3),
+                  ("exposure_noise_max", self.exposure_noise_max >= 0),
+                  ("exposure_trigger_margin", self.exposure_trigger_margin >= self.exposure_mean_margin),
+                  ("exposure_trigger_factor", self.exposure_trigger_factor >= self.exposure_std_factor), ("detail_height", self.detail_height >= 3),
                   ("detail_width", self.detail_width >= 3),
                   ("snapshot_every", self.snapshot_every >= 1), ("max_trips", self.max_trips >= 1),
                   ("guard_every", self.guard_every >= 1), ("steps_per_update", self.steps_per_update >= 1),

@@ -43,17 +43,42 @@ def noise_level(pixels: torch.Tensor) -> torch.Tensor:
 
 class ExposureLoss(nn.Module):
     """``forward(model, clip (T, 3, h, w) in [0, 1], detail=None) -> (loss, (mean, contrast, noise))`` of the model's
-    adapted input; ``detail``: crops at the served resolution for the noise term (noise is nan without them)."""
+    adapted input; ``detail``: crops at the served resolution for the noise term (noise is nan without them).
+
+    The luma hinges start only when needed (hysteresis): while the input affine is at the identity they are off
+    unless the raw clip is outside a wider trigger band (``trigger_margin`` about ``mean``, a factor
+    ``trigger_factor`` about ``std``); once the affine has moved they pull into the narrower band whatever the raw
+    clip. Natural footage varies more than a frame-by-frame band allows (parkour opens at contrast 0.131, under
+    ``std / std_factor`` = 0.138, and its luma mean reaches 0.65) and should not be adapted, while the shifts leave
+    the trigger band by far (contrast 0.04-0.07) and are then corrected back to the narrow band's edge."""
 
     def __init__(self, mean: float = 0.45, std: float = 0.2, mean_margin: float = 0.22,
-                 std_factor: float = 1.45, noise_max: float = 0.0, noise_scale: float = 4.0) -> None:
+                 std_factor: float = 1.45, noise_max: float = 0.0, noise_scale: float = 4.0,
+                 trigger_margin: float | None = None, trigger_factor: float | None = None) -> None:
         super().__init__()
-        if not (std > 0 and std_factor >= 1 and mean_margin >= 0 and noise_max >= 0 and noise_scale > 0):
+        trigger_margin = mean_margin if trigger_margin is None else trigger_margin
+        trigger_factor = std_factor if trigger_factor is None else trigger_factor
+        if not (std > 0 and std_factor >= 1 and mean_margin >= 0 and noise_max >= 0 and noise_scale > 0
+                and trigger_margin >= mean_margin and trigger_factor >= std_factor):
             raise ValueError(f"ExposureLoss: need std > 0, std_factor >= 1, mean_margin >= 0, noise_max >= 0, "
-                             f"noise_scale > 0; got {std}, {std_factor}, {mean_margin}, {noise_max}, {noise_scale}")
+                             f"noise_scale > 0, trigger_margin >= mean_margin, trigger_factor >= std_factor; got "
+                             f"{std}, {std_factor}, {mean_margin}, {noise_max}, {noise_scale}, {trigger_margin}, "
+                             f"{trigger_factor}")
         self.mean, self.std, self.mean_margin = float(mean), float(std), float(mean_margin)
         self.log_factor = math.log(std_factor)
         self.noise_max, self.noise_scale = float(noise_max), float(noise_scale)
+        self.trigger_margin, self.trigger_log_factor = float(trigger_margin), math.log(trigger_factor)
+
+    def triggered(self, adapter: nn.Module, clip: torch.Tensor) -> bool:
+        """Whether the luma hinges are on for ``clip``: the affine has left the identity, or the raw clip is
+        outside the trigger band."""
+        with torch.no_grad():
+            if bool(adapter.log_gain.any() or adapter.bias.any()):
+                return True
+            luma = (clip.float() * torch.tensor(LUMA, device=clip.device).view(1, 3, 1, 1)).sum(dim=1)
+            mean, contrast = float(luma.mean()), max(float(luma.std(unbiased=False)), 1e-6)
+        return (abs(mean - self.mean) > self.trigger_margin
+                or abs(math.log(contrast / self.std)) > self.trigger_log_factor)
 
     def forward(self, model: nn.Module, clip: torch.Tensor,  # type: ignore[override]
                 detail: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[float, float, float]]:
@@ -66,7 +91,8 @@ class ExposureLoss(nn.Module):
         mean, contrast = luma.mean(), luma.std(unbiased=False).clamp_min(1e-6)
         std_term = F.relu((contrast / self.std).log().abs() - self.log_factor).pow(2)
         mean_term = (F.relu((mean - self.mean).abs() - self.mean_margin) / self.std).pow(2)
-        loss, noise = std_term + mean_term, float("nan")
+        # off: multiplied by 0, so the graph (and the noise term's gradient) stays and the affine's gradient is 0
+        loss, noise = (std_term + mean_term) * float(self.triggered(adapter, clip)), float("nan")
         if self.noise_max > 0 and detail is not None and min(detail.shape[-2:]) >= 3:
             level = noise_level(adapter.smoothed(detail.float()))
             loss = loss + (F.relu(level - self.noise_max) / self.noise_scale).pow(2)

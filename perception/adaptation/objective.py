@@ -78,7 +78,9 @@ class AdaptationObjective(nn.Module):
              "collapse": cfg.collapse_weight, "align": cfg.align_weight, "exposure": cfg.exposure_weight},
         )
         self.exposure = ExposureLoss(cfg.exposure_mean, cfg.exposure_std, cfg.exposure_mean_margin,
-                                     cfg.exposure_std_factor, cfg.exposure_noise_max)
+                                     cfg.exposure_std_factor, cfg.exposure_noise_max,
+                                     trigger_margin=cfg.exposure_trigger_margin,
+                                     trigger_factor=cfg.exposure_trigger_factor)
         self.align = StatsAlignmentLoss(cfg.align_margin, cfg.align_units)
         self.discrepancy = float("nan")
 

@@ -126,3 +126,22 @@ def test_identity_adapter_is_skipped_when_serving_and_applied_when_training(tiny
     with torch.inference_mode():
         moved = tiny.encode(x, None)[0].dense
     assert len(calls) == 4 and not torch.allclose(served, moved)   # off the identity it is applied again
+
+
+def test_luma_hinges_start_only_past_the_trigger_band_then_pull_into_the_narrow_band(tiny):
+    affine = attach_input_adapter(tiny)
+    loss = ExposureLoss(std=0.2, std_factor=1.45, trigger_factor=2.0)
+    # contrast 0.13: outside the narrow band (0.2 / 1.45 = 0.138), inside the trigger band (0.1): natural footage
+    low = torch.cat(frames(scale=0.65, offset=0.16))
+    value, (_, contrast, _) = loss(tiny, low)
+    assert 0.1 < contrast < 0.138 and float(value) == 0.0 and not loss.triggered(affine, low)
+    adapter = adapter_on(tiny, frames(scale=0.65, offset=0.16), exposure_trigger_factor=2.0)
+    assert adapter.step().action == "idle"                    # the stream is served as the source model
+    # a shifted clip (contrast 0.06) triggers, and so does any clip once the affine has moved
+    flat = torch.cat(frames(scale=0.3, offset=0.3))
+    assert loss.triggered(affine, flat) and float(loss(tiny, flat)[0]) > 0
+    with torch.no_grad():
+        affine.log_gain.fill_(0.05)
+    assert loss.triggered(affine, low) and float(loss(tiny, low)[0]) > 0
+    with pytest.raises(ValueError, match="trigger_factor"):
+        ExposureLoss(std_factor=1.45, trigger_factor=1.2)
