@@ -28,6 +28,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -130,9 +131,10 @@ class OnlineAdapter:
         self._stats_version = 0
         self.snapshot_stats: StatsSet | None = self.source_stats
         self._fallback_version = -1                              # the version of the fallback's source set
-        # norm_stats_gated: statistics measured only while the served frames are outside the exposure band
-        self.stats_gate = (ExposureBand(cfg.exposure_mean, cfg.exposure_std, cfg.exposure_mean_margin,
-                                        cfg.exposure_std_factor, noise_max=cfg.norm_stats_gate_noise)
+        # norm_stats_gated: statistics measured only while the served frames are outside natural footage's band
+        self.stats_gate = (ExposureBand(cfg.exposure_mean, cfg.exposure_std, cfg.exposure_trigger_margin,
+                                        cfg.exposure_trigger_factor if cfg.norm_stats_gate_contrast else math.inf,
+                                        noise_max=cfg.norm_stats_gate_noise)
                            if self.norm_stats is not None and cfg.norm_stats_gated else None)
         if self.stats_gate is not None:
             self.norm_stats.gate_open = False
@@ -169,7 +171,9 @@ class OnlineAdapter:
             self.buffer.push(frame)
         tracker = self.norm_stats
         if self.stats_gate is not None:
-            tracker.gate_open = self.stats_gate(frame)  # decides whether the next frame is measured
+            was_open, tracker.gate_open = tracker.gate_open, self.stats_gate(frame)  # is the next frame measured
+            if was_open and not tracker.gate_open and self.guard.status not in (DISABLED, FALLBACK_SOURCE):
+                tracker.reset()     # natural footage again: served with the source statistics from the next frame
         if tracker is not None and tracker.enabled and tracker.version != self._stats_version:
             self._stats_version = tracker.version
             self._stats = tracker.snapshot()              # what the worker trains under at its next update
@@ -384,8 +388,10 @@ class OnlineAdapter:
             tensors[f"snapshot/{name}"] = self.snapshot[name]
         if self.norm_stats is not None:                  # the BN statistics the weights were trained under
             for key in self.source_stats:
-                tensors[f"stats/{key}"] = self._stats[key]
-                tensors[f"snapshot_stats/{key}"] = self.snapshot_stats[key]
+                # cloned: the two sets are often the same tensors (no update since the last snapshot), and a file
+                # may not hold one tensor under two names
+                tensors[f"stats/{key}"] = self._stats[key].clone()
+                tensors[f"snapshot_stats/{key}"] = self.snapshot_stats[key].clone()
         return {**tensors, **optimizer_tensors(self.optimizer, self.student)}
 
     def save(self, state_dir: str | Path | None = None) -> Path:

@@ -50,11 +50,13 @@ class ExposureLoss(nn.Module):
     ``trigger_factor`` about ``std``); once the affine has moved they pull into the narrower band whatever the raw
     clip. Natural footage varies more than a frame-by-frame band allows (parkour opens at contrast 0.131, under
     ``std / std_factor`` = 0.138, and its luma mean reaches 0.65) and should not be adapted, while the shifts leave
-    the trigger band by far (contrast 0.04-0.07) and are then corrected back to the narrow band's edge."""
+    the trigger band by far (contrast 0.04-0.07) and are then corrected back to the narrow band's edge. With
+    ``luma=False`` the hinges are off altogether and only the noise term trains the adapter."""
 
     def __init__(self, mean: float = 0.45, std: float = 0.2, mean_margin: float = 0.22,
                  std_factor: float = 1.45, noise_max: float = 0.0, noise_scale: float = 4.0,
-                 trigger_margin: float | None = None, trigger_factor: float | None = None) -> None:
+                 trigger_margin: float | None = None, trigger_factor: float | None = None,
+                 luma: bool = True) -> None:
         super().__init__()
         trigger_margin = mean_margin if trigger_margin is None else trigger_margin
         trigger_factor = std_factor if trigger_factor is None else trigger_factor
@@ -68,6 +70,7 @@ class ExposureLoss(nn.Module):
         self.log_factor = math.log(std_factor)
         self.noise_max, self.noise_scale = float(noise_max), float(noise_scale)
         self.trigger_margin, self.trigger_log_factor = float(trigger_margin), math.log(trigger_factor)
+        self.luma = bool(luma)
 
     def triggered(self, adapter: nn.Module, clip: torch.Tensor) -> bool:
         """Whether the luma hinges are on for ``clip``: the affine has left the identity, or the raw clip is
@@ -92,7 +95,8 @@ class ExposureLoss(nn.Module):
         std_term = F.relu((contrast / self.std).log().abs() - self.log_factor).pow(2)
         mean_term = (F.relu((mean - self.mean).abs() - self.mean_margin) / self.std).pow(2)
         # off: multiplied by 0, so the graph (and the noise term's gradient) stays and the affine's gradient is 0
-        loss, noise = (std_term + mean_term) * float(self.triggered(adapter, clip)), float("nan")
+        on = self.luma and self.triggered(adapter, clip)
+        loss, noise = (std_term + mean_term) * float(on), float("nan")
         if self.noise_max > 0 and detail is not None and min(detail.shape[-2:]) >= 3:
             level = noise_level(adapter.smoothed(detail.float()))
             loss = loss + (F.relu(level - self.noise_max) / self.noise_scale).pow(2)

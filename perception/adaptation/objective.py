@@ -80,7 +80,7 @@ class AdaptationObjective(nn.Module):
         self.exposure = ExposureLoss(cfg.exposure_mean, cfg.exposure_std, cfg.exposure_mean_margin,
                                      cfg.exposure_std_factor, cfg.exposure_noise_max,
                                      trigger_margin=cfg.exposure_trigger_margin,
-                                     trigger_factor=cfg.exposure_trigger_factor)
+                                     trigger_factor=cfg.exposure_trigger_factor, luma=cfg.exposure_luma)
         self.align = StatsAlignmentLoss(cfg.align_margin, cfg.align_units)
         self.discrepancy = float("nan")
 

@@ -1,4 +1,4 @@
-"""The default adaptation path: InputAffine + ExposureLoss on the tiny encoder. Identity at start, no update on
+"""The exposure path (``exposure_luma``): InputAffine + ExposureLoss on the tiny encoder. Identity at start, no update on
 in-band footage, the gain rises on dimmed frames, and lr x100 is caught by the guard and rolled back exactly."""
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def adapter_on(model, shots: list[torch.Tensor], **kw) -> OnlineAdapter:
     # drift_max is calibrated on the shipped checkpoint; the random tiny model's features swing further for the
     # same input gain, so here only the exposure signal (and collapse) guard
     cfg = dict(enabled=True, buffer_size=8, min_frames=4, train_width=64, train_height=48, gaps=(1, 2),
-               max_updates_per_s=0.0, compute_share=1.0, drift_max=float("inf"))
+               max_updates_per_s=0.0, compute_share=1.0, drift_max=float("inf"), exposure_luma=True,
+               norm_stats_momentum=0.0)
     cfg.update(kw)
     adapter = OnlineAdapter(model, AdaptationConfig(**cfg))
     for x in shots:

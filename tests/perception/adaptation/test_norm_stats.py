@@ -174,10 +174,12 @@ def test_statistics_are_saved_and_resumed(tiny, tmp_path):
 
 
 def test_gated_tracking_moves_statistics_only_under_a_photometric_shift(tiny):
-    """``norm_stats_gated``: frames inside the exposure band (uniform noise: luma mean 0.50, contrast 0.22) are not
-    measured; dark ones (x 0.2: mean 0.10) are, from the frame after the first dark one; after the stream is
-    bright again, one more frame (measured while the gate was open) is folded in, then nothing."""
-    adapter = OnlineAdapter(tiny, small_cfg(norm_stats_momentum=0.5, norm_stats_every=1, norm_stats_gated=True))
+    """``norm_stats_gated``: frames inside the band (uniform noise: luma mean 0.50, contrast 0.22) are not
+    measured; dark ones (x 0.2: mean 0.10) are, from the frame after the first dark one; when the stream is bright
+    again, the frame measured while the gate was open is folded in, then the gate closes and the source statistics
+    come back. (The uniform noise would open the noise gate: it is off here.)"""
+    adapter = OnlineAdapter(tiny, small_cfg(norm_stats_momentum=0.5, norm_stats_every=1, norm_stats_gated=True,
+                                            norm_stats_gate_noise=0.0))
     source = read_stats(tiny)
     stream(adapter, tiny, 6, scale=1.0)
     mean, contrast = adapter.stats_gate.last
@@ -187,12 +189,29 @@ def test_gated_tracking_moves_statistics_only_under_a_photometric_shift(tiny):
     assert adapter.stats_gate.outside and adapter.norm_stats.commits == 2
     assert not sets_equal(read_stats(tiny), source)
     stream(adapter, tiny, 4, scale=1.0, seed=2)
-    assert not adapter.stats_gate.outside and adapter.norm_stats.commits == 4
+    assert not adapter.stats_gate.outside and adapter.norm_stats.commits == 3
+    assert sets_equal(read_stats(tiny), source)                 # natural footage: the source statistics again
     ungated = OnlineAdapter(create_encoder("dualstream_tiny").eval(), small_cfg(norm_stats_momentum=0.5,
-                                                                               norm_stats_every=1))
+                                                                               norm_stats_every=1,
+                                                                               norm_stats_gated=False))
     assert ungated.stats_gate is None
     stream(ungated, ungated.model, 6, scale=1.0)
     assert ungated.norm_stats.commits == 5
+
+
+def test_gate_opens_on_the_luma_mean_and_noise_but_on_contrast_only_when_asked(tiny):
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.interpolate(torch.rand(1, 1, 6, 8, generator=g), size=(48, 64), mode="bilinear")
+    base = ((base - base.mean()) / base.std()).expand(1, 3, 48, 64)
+    flat = (0.45 + 0.06 * base).clamp(0, 1)                      # contrast 0.06: a low-contrast stream
+    noisy = (0.45 + 0.2 * base + 0.1 * torch.randn(1, 3, 48, 64, generator=g)).clamp(0, 1)
+    default = OnlineAdapter(tiny, small_cfg(norm_stats_momentum=0.5))
+    assert default.cfg.norm_stats_gated and not default.cfg.norm_stats_gate_contrast
+    assert not default.stats_gate(flat)                          # contrast alone: closed
+    assert default.stats_gate(noisy) and default.stats_gate.noise > 8.0
+    contrast = OnlineAdapter(create_encoder("dualstream_tiny").eval(),
+                             small_cfg(norm_stats_momentum=0.5, norm_stats_gate_contrast=True))
+    assert contrast.stats_gate(flat)
 
 
 def test_exposure_band_has_hysteresis():
