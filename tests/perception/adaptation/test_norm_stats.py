@@ -199,19 +199,19 @@ def test_gated_tracking_moves_statistics_only_under_a_photometric_shift(tiny):
     assert ungated.norm_stats.commits == 5
 
 
-def test_gate_opens_on_the_luma_mean_and_noise_but_on_contrast_only_when_asked(tiny):
+def test_gate_opens_on_the_luma_mean_noise_and_contrast_unless_told_not_to(tiny):
     g = torch.Generator().manual_seed(0)
     base = torch.nn.functional.interpolate(torch.rand(1, 1, 6, 8, generator=g), size=(48, 64), mode="bilinear")
     base = ((base - base.mean()) / base.std()).expand(1, 3, 48, 64)
     flat = (0.45 + 0.06 * base).clamp(0, 1)                      # contrast 0.06: a low-contrast stream
     noisy = (0.45 + 0.2 * base + 0.1 * torch.randn(1, 3, 48, 64, generator=g)).clamp(0, 1)
     default = OnlineAdapter(tiny, small_cfg(norm_stats_momentum=0.5))
-    assert default.cfg.norm_stats_gated and not default.cfg.norm_stats_gate_contrast
-    assert not default.stats_gate(flat)                          # contrast alone: closed
-    assert default.stats_gate(noisy) and default.stats_gate.noise > 8.0
-    contrast = OnlineAdapter(create_encoder("dualstream_tiny").eval(),
-                             small_cfg(norm_stats_momentum=0.5, norm_stats_gate_contrast=True))
-    assert contrast.stats_gate(flat)
+    assert default.cfg.norm_stats_gated and default.cfg.norm_stats_gate_contrast
+    assert default.stats_gate(flat)                              # contrast 0.06, beyond 0.2 / 2
+    mean_only = OnlineAdapter(create_encoder("dualstream_tiny").eval(),
+                              small_cfg(norm_stats_momentum=0.5, norm_stats_gate_contrast=False))
+    assert not mean_only.stats_gate(flat)                        # contrast alone: closed
+    assert mean_only.stats_gate(noisy) and mean_only.stats_gate.noise > 8.0
 
 
 def test_exposure_band_has_hysteresis():
