@@ -50,6 +50,7 @@ from perception.io.frame import Frame
 from perception.io.image_codec import ImageDecodeError
 from perception.monitor import StreamMonitor, stream_health
 from perception.runtime.blas import single_threaded_blas
+from perception.runtime.gc_pauses import GcPauses
 from perception.runtime.latest import LatestSlot
 from perception.runtime.perceiver import Perceiver
 from perception.runtime.resilience import NonFiniteOutput, ResilientPerceiver
@@ -108,6 +109,7 @@ class PerceptionNode(Node):
         self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
         self._worker.start()
         self.diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
+        self.gc_pauses = GcPauses().install()  # the collector's pauses hold every thread: counted in /diagnostics
         self.get_logger().info(f"listening on {self.sub.topic_name}; encoder {cfg.encoder.name} on "
                                f"{self.perceiver.device}")
 
@@ -238,6 +240,7 @@ class PerceptionNode(Node):
             "device": str(self.perceiver.device),
             "frame_calibration": self.perceiver.frame_calibration(),
             **self.resilient.values(),
+            **self.gc_pauses.values(),
             **self.health().values,
         }
 
@@ -270,6 +273,7 @@ class PerceptionNode(Node):
             if self.adapter is not None:
                 self.adapter.stop(save=True)
             self.write_stats()
+            self.gc_pauses.remove()
         super().destroy_node()
 
 

@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from perception.adaptation.buffer import FrameBuffer
+from perception.adaptation.buffer import FrameBuffer, frame_image
 from perception.adaptation.config import AdaptationConfig
 from perception.adaptation.exposure import ExposureBand
 from perception.adaptation.guard import DISABLED, FALLBACK_SOURCE, AdaptationGuard, HealthSample, health_sample
@@ -163,15 +164,17 @@ class OnlineAdapter:
         tracker.enabled = command.track
         self._stats = command.stats
 
-    def after_frame(self, frame: torch.Tensor, output: Any = None) -> None:
-        """Buffer every ``buffer_every``-th encoder input ``(1, 3, H, W)`` in [0, 1] (``output`` is unused for now)."""
+    def after_frame(self, frame: np.ndarray | torch.Tensor, output: Any = None) -> None:
+        """Buffer every ``buffer_every``-th encoder input: the ``(H, W, 3)`` uint8 image the encoder saw, or the
+        frame as ``(1, 3, H, W)`` in [0, 1] (``output`` is unused for now)."""
         keep = self.frames_seen % self.cfg.buffer_every == 0
         self.frames_seen += 1
+        image = frame_image(frame)
         if keep and self.guard.status not in (DISABLED, FALLBACK_SOURCE):
-            self.buffer.push(frame)
+            self.buffer.push(image)
         tracker = self.norm_stats
         if self.stats_gate is not None:
-            was_open, tracker.gate_open = tracker.gate_open, self.stats_gate(frame)  # is the next frame measured
+            was_open, tracker.gate_open = tracker.gate_open, self.stats_gate(image)  # is the next frame measured
             if was_open and not tracker.gate_open and self.guard.status not in (DISABLED, FALLBACK_SOURCE):
                 tracker.reset()     # natural footage again: served with the source statistics from the next frame
         if tracker is not None and tracker.enabled and tracker.version != self._stats_version:
@@ -310,6 +313,21 @@ class OnlineAdapter:
             log.error("adaptation fell back to the source model after %d trips: %s", self.guard.trips,
                       "; ".join(verdict.reasons))
         return result
+
+    def trip(self, reason: str) -> str:
+        """A trip signalled from outside the worker (a non-finite model output): back to the last good snapshot, or
+        to the source after ``max_trips``, the BN statistics with the weights (a frame that produced NaN may have
+        been measured); the swap happens at the next frame boundary. Returns the guard's action."""
+        with self._state_lock:
+            action = self.guard.trip()
+            self.guard.last_reasons = [reason]
+            if action == "fallback":
+                self._restore(self.source)
+                self._publish(self.source, self.source_stats, track=False, fallback=True)
+            else:
+                self._restore(self.snapshot)
+                self._publish(self.snapshot, self.snapshot_stats)
+        return action
 
     # -- worker --------------------------------------------------------------------------------------------------
     def start(self) -> None:

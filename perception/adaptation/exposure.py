@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perception.adaptation.buffer import frame_image
 from perception.monitor.image_quality import IMMERKAER_KERNEL, noise_sigma
 
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709
@@ -126,24 +128,24 @@ class ExposureBand:
         self.outside = False
         self.last: tuple[float, float] = (float("nan"), float("nan"))
 
-    @torch.no_grad()
-    def stats(self, frame: torch.Tensor) -> tuple[float, float]:
-        """Luma mean and RMS contrast of ``frame`` ``(1, 3, H, W)`` or ``(3, H, W)`` in [0, 1]."""
-        x = frame.reshape(-1, 3, *frame.shape[-2:])[:, :, ::self.step, ::self.step].float()
-        luma = (x * torch.tensor(LUMA, device=x.device).view(1, 3, 1, 1)).sum(dim=1)
-        return float(luma.mean()), float(luma.std(unbiased=False))
+    def stats(self, frame: np.ndarray | torch.Tensor) -> tuple[float, float]:
+        """Luma mean and RMS contrast of ``frame`` (an ``(H, W, 3)`` uint8 image, or ``(1, 3, H, W)`` / ``(3, H, W)``
+        in [0, 1]) on [0, 1]."""
+        image = frame_image(frame)[::self.step, ::self.step]
+        luma = image.astype(np.float32) @ (np.asarray(LUMA, np.float32) / 255.0)
+        return float(luma.mean()), float(luma.std())
 
     def is_outside(self, mean: float, contrast: float, scale: float = 1.0) -> bool:
         return (abs(mean - self.mean) > scale * self.mean_margin
                 or abs(math.log(max(contrast, 1e-6) / self.std)) > scale * self.log_factor)
 
-    def __call__(self, frame: torch.Tensor) -> bool:
-        self.last = self.stats(frame)
+    def __call__(self, frame: np.ndarray | torch.Tensor) -> bool:
+        image = frame_image(frame)
+        self.last = self.stats(image)
         scale = 0.5 if self.outside else 1.0
         outside = self.is_outside(*self.last, scale)
         if self.noise_max > 0:
-            image = frame.reshape(-1, 3, *frame.shape[-2:])[0].permute(1, 2, 0).float().cpu().numpy()
-            self.noise = 255.0 * noise_sigma(image)
+            self.noise = 255.0 * noise_sigma(image)                    # a centre crop of the uint8 image
             outside = outside or self.noise > scale * self.noise_max
         self.outside = outside
         return self.outside

@@ -189,7 +189,7 @@ def measure_fps(source: nn.Module, frames: list[np.ndarray], settings: AdaptSett
         state = None
         if adapter is not None:
             for i in range(adapter.cfg.buffer_size):
-                adapter.after_frame(tensors[i % len(tensors)])
+                adapter.after_frame(frames[i % len(frames)])
             adapter.start()
         count, started = -2, 0.0
         try:
@@ -200,7 +200,7 @@ def measure_fps(source: nn.Module, frames: list[np.ndarray], settings: AdaptSett
                 with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
                     _, state = model.encode(x, state)
                 if adapter is not None:
-                    adapter.after_frame(x)
+                    adapter.after_frame(frames[(count + 2) % len(frames)])  # the uint8 frame, as the perceiver does
                 count += 1
                 if count == 0:
                     started = time.perf_counter()

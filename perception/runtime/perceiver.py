@@ -11,9 +11,9 @@ features ``(h, w, C)`` float32 -> PCA picture and overlay only when ``runtime.pu
 and ``total``. Stamps, frame id and seq are copied from the input frame.
 
 Online adaptation (optional): ``attach_adapter(adapter, stream)`` with an object that has ``before_frame()`` and
-``after_frame(frame_tensor, output)`` (``perception.adaptation.OnlineAdapter``). Before each encode of that stream the
+``after_frame(frame_image, output)`` (``perception.adaptation.OnlineAdapter``). Before each encode of that stream the
 adapter may swap in a complete new parameter set (the frame boundary); after it, the adapter gets the encoder input
-``(1, 3, H, W)`` and the ``EncoderOutput``. Neither waits for an update in progress. A detector with
+(the resized ``(H, W, 3)`` uint8 frame) and the ``EncoderOutput``. Neither waits for an update in progress. A detector with
 ``set_calibration`` (the few-shot detector) calibrates that stream's frames to its stored background while the adapter
 is attached (``perception.adaptation.frame_calibration``: its image cues otherwise call a whole dimmed, hazy or noisy
 frame foreground), except while the adapter serves the source model (``serving_source``: its guard fell back), when
@@ -289,7 +289,7 @@ class Perceiver:
         if self._graphs:
             output = owned(output)
         if adapt:
-            self.adapter.after_frame(pre.tensor, output)
+            self.adapter.after_frame(pre.image, output)  # the uint8 frame: no [0, 1] copy made for it
         timings["encoder"] = (time.perf_counter() - t) * 1000.0
         return Encoded(frame, pre, output, state, timings, t0, calibrate)
 

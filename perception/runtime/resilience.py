@@ -48,14 +48,9 @@ def non_finite_report(result: PerceptionResult) -> str:
 
 
 def inform_guard(adapter: Any, reason: str) -> str:
-    """Count a trip of ``adapter``'s guard for ``reason`` and publish the weights the guard falls back to (the last
-    good snapshot, or the source weights after ``max_trips``); returns the action taken."""
-    with adapter._state_lock:  # noqa: SLF001 - the adapter's own lock: the worker is not mid-update
-        action = adapter.guard.trip()
-        adapter.guard.last_reasons = [reason]
-        target = adapter.source if action == "fallback" else adapter.snapshot
-        adapter._restore(target)  # noqa: SLF001
-        adapter._publish(target)  # noqa: SLF001
+    """Count a trip of ``adapter``'s guard for ``reason``: it publishes the weights and statistics it falls back to
+    (``OnlineAdapter.trip``: the last good snapshot, or the source after ``max_trips``); returns the action taken."""
+    action = adapter.trip(reason)
     log.warning("adaptation guard informed (%s): %s", reason, action)
     return action
 

@@ -82,6 +82,7 @@ def test_adaptation_runs_services_work_and_diagnostics_report_it(ros, wait_for, 
     level, values = client.latest()
     assert values["adaptation_status"] == "adapting" and values["adaptation_rollbacks"] == "0"
     assert values["frame_calibration"] == "n/a"  # the discovery detector has no frame calibration
+    assert int(values["gc_collections"]) >= 0 and float(values["gc_max_pause_ms"]) >= 0.0  # the collector's pauses
     assert float(values["adaptation_loss"]) > 0 and float(values["adaptation_drift"]) >= 0
     assert values["luminance_level"] == "OK" and values["contrast_level"] == "OK"
     assert values["ood_level"] in ("OK", "WARN", "ERROR") and values["monitor_level"] in ("OK", "WARN", "ERROR")

@@ -140,3 +140,24 @@ def test_exposure_loss_reports_nan_noise_without_crops(tiny):
     attach_input_adapter(tiny)
     loss, (_, _, noise) = ExposureLoss(noise_max=6.0)(tiny, torch.cat(frames(noise=0.1)))
     assert noise != noise and float(loss) == 0.0                       # no crops: only the luma terms
+
+
+def test_buffer_and_gate_take_the_uint8_image_or_the_float_frame_alike():
+    from perception.adaptation.buffer import frame_image
+    from perception.adaptation.exposure import ExposureBand
+
+    rng = np.random.default_rng(0)
+    image = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    assert np.array_equal(frame_image(tensor), image) and frame_image(image) is image
+    a, b = FrameBuffer(4, (12, 16), detail=(6, 8)), FrameBuffer(4, (12, 16), detail=(6, 8))
+    a.push(image)
+    b.push(tensor)
+    assert torch.equal(a.ordered()[0], b.ordered()[0]) and torch.equal(a.ordered(True)[0], b.ordered(True)[0])
+    assert torch.equal(a.ordered(True)[0], torch.from_numpy(image[27:33, 36:44]).permute(2, 0, 1))
+    band_a, band_b = ExposureBand(noise_max=8.0), ExposureBand(noise_max=8.0)
+    assert band_a(image) == band_b(tensor) and band_a.last == band_b.last and band_a.noise == band_b.noise
+    with pytest.raises(ValueError, match="uint8"):
+        a.push(image.astype(np.float32))
+    with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
+        a.push(torch.rand(2, 3, 8, 8))
