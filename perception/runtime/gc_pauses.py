@@ -57,4 +57,4 @@ class GcPauses:
     def values(self) -> dict[str, float | int]:
         with self._lock:
             return {"gc_collections": sum(self.collections), "gc_full_collections": self.collections[2],
-                    "gc_max_pause_ms": round(self.max_pause_ms, 2), "gc_pause_ms_total": round(self.total_ms, 1)}
+                    "gc_max_pause_ms": round(self.max_pause_ms, 2), "gc_pause_ms_total": round(self.total_ms, 2)}
