@@ -29,7 +29,10 @@ BASE = {"encoder.name": "dualstream_tiny", "encoder.input_width": W, "encoder.in
         "diagnostics_period_s": 0.2, "monitor.reference_frames": 4}
 ADAPT = {"adaptation.enabled": True, "adaptation.buffer_size": 8, "adaptation.min_frames": 4,
          "adaptation.train_width": 64, "adaptation.train_height": 48, "adaptation.max_updates_per_s": 20.0,
-         "adaptation.compute_share": 1.0, "adaptation.walk_grid": 4}
+         "adaptation.compute_share": 1.0, "adaptation.walk_grid": 4,
+         # a noise bar every synthetic frame is above: the smoothing learns, so updates report a non-zero loss (the
+         # default bar, 8 grey levels, leaves the textures of some synthetic frames idle and others not)
+         "adaptation.exposure_noise_max": 1.0}
 
 
 class Client:

@@ -60,13 +60,22 @@ def test_stable_run_resets_the_backoff():
 def test_shutdown_escalates_to_sigterm_for_a_process_ignoring_sigint():
     stubborn = spec("stubborn", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                     "print('ready', flush=True); time.sleep(60)")
-    polite = spec("polite", "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('clean')")
+    polite = spec("polite", "import time\ntry:\n    print('ready', flush=True)\n    time.sleep(60)\n"
+                            "except KeyboardInterrupt:\n    print('clean')")
     echo = io.StringIO()
     sup = LaunchSupervisor([stubborn, polite], echo=echo, stop_timeout_s=0.5)
-    threading.Timer(1.5, sup.stop).start()
-    started = time.monotonic()
+    stopped: list[float] = []
+
+    def stop_when_both_ready() -> None:  # a fixed delay raced the interpreters' start on a loaded machine
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and not all(f"[{n}] ready" in echo.getvalue() for n in ("stubborn", "polite")):
+            time.sleep(0.05)
+        stopped.append(time.monotonic())
+        sup.stop()
+
+    threading.Thread(target=stop_when_both_ready, daemon=True).start()
     sup.run(install_signal_handlers=False)
-    assert time.monotonic() - started < 4.5
+    assert stopped and time.monotonic() - stopped[0] < 3.0
     assert sup.records[0].process.poll() == -signal.SIGTERM
     assert sup.records[1].process.poll() == 0 and "[polite] clean" in echo.getvalue()
     assert "stubborn still running: SIGTERM" in echo.getvalue()
