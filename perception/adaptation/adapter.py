@@ -167,10 +167,10 @@ class OnlineAdapter:
     def after_frame(self, frame: np.ndarray | torch.Tensor, output: Any = None) -> None:
         """Buffer every ``buffer_every``-th encoder input: the ``(H, W, 3)`` uint8 image the encoder saw, or the
         frame as ``(1, 3, H, W)`` in [0, 1] (``output`` is unused for now)."""
-        keep = self.frames_seen % self.cfg.buffer_every == 0
+        keep = self.frames_seen % self.cfg.buffer_every == 0 and self.guard.status not in (DISABLED, FALLBACK_SOURCE)
         self.frames_seen += 1
-        image = frame_image(frame)
-        if keep and self.guard.status not in (DISABLED, FALLBACK_SOURCE):
+        image = frame_image(frame) if keep or self.stats_gate is not None else None  # a float frame: quantised once
+        if keep:
             self.buffer.push(image)
         tracker = self.norm_stats
         if self.stats_gate is not None:

@@ -34,12 +34,16 @@ from perception.monitor.image_quality import IMMERKAER_KERNEL, noise_sigma
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709
 
 
+def luma(pixels: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` RGB -> ``(B, H, W)`` Rec. 709 luma."""
+    return torch.einsum("bchw,c->bhw", pixels, torch.tensor(LUMA, device=pixels.device, dtype=pixels.dtype))
+
+
 def noise_level(pixels: torch.Tensor) -> torch.Tensor:
     """Immerkaer's (1996) noise standard deviation of the luma of ``(B, 3, H, W)`` in [0, 1], in grey levels
     (0-255), over the whole batch; differentiable (the stream monitor's estimate, in torch)."""
-    luma = (pixels * torch.tensor(LUMA, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1)).sum(1, True)
     kernel = torch.from_numpy(IMMERKAER_KERNEL).to(pixels.device, pixels.dtype).view(1, 1, 3, 3)
-    response = F.conv2d(luma, kernel)
+    response = F.conv2d(luma(pixels).unsqueeze(1), kernel)
     return 255.0 * math.sqrt(math.pi / 2.0) / 6.0 * response.abs().mean()
 
 
@@ -80,8 +84,8 @@ class ExposureLoss(nn.Module):
         with torch.no_grad():
             if bool(adapter.log_gain.any() or adapter.bias.any()):
                 return True
-            luma = (clip.float() * torch.tensor(LUMA, device=clip.device).view(1, 3, 1, 1)).sum(dim=1)
-            mean, contrast = float(luma.mean()), max(float(luma.std(unbiased=False)), 1e-6)
+            y = luma(clip.float())
+            mean, contrast = float(y.mean()), max(float(y.std(unbiased=False)), 1e-6)
         return (abs(mean - self.mean) > self.trigger_margin
                 or abs(math.log(contrast / self.std)) > self.trigger_log_factor)
 
@@ -92,8 +96,8 @@ class ExposureLoss(nn.Module):
             raise ValueError(f"ExposureLoss: {type(model).__name__} has no input_adapter "
                              "(AdaptationConfig.input_adapter must be true for exposure_weight > 0)")
         pixels = adapter.pixel(clip.float())
-        luma = (pixels * torch.tensor(LUMA, device=clip.device).view(1, 3, 1, 1)).sum(dim=1)
-        mean, contrast = luma.mean(), luma.std(unbiased=False).clamp_min(1e-6)
+        y = luma(pixels)
+        mean, contrast = y.mean(), y.std(unbiased=False).clamp_min(1e-6)
         std_term = F.relu((contrast / self.std).log().abs() - self.log_factor).pow(2)
         mean_term = (F.relu((mean - self.mean).abs() - self.mean_margin) / self.std).pow(2)
         # off: multiplied by 0, so the graph (and the noise term's gradient) stays and the affine's gradient is 0
@@ -107,14 +111,14 @@ class ExposureLoss(nn.Module):
 
 
 class ExposureBand:
-    """The exposure objective's band as a test on raw frames: ``shifted(frame (1, 3, H, W) in [0, 1]) -> bool``,
-    True while the frame's luma mean is more than ``mean_margin`` from ``mean`` or its RMS contrast more than a factor
-    ``std_factor`` from ``std`` (the hinges of ``ExposureLoss`` are non-zero exactly there), with hysteresis: once
-    outside, it stays True until the frame is back inside half the band (a frame near the edge does not flicker).
-    Measured on every 4th pixel each way; no network forward. ``noise_max`` > 0 (grey levels) also calls a frame
-    outside while Immerkaer's luma noise estimate (the stream monitor's, on a centre crop) is above it (until it is
-    below half): clean DAVIS frames 2.6-3.0, under the ``noise`` shift 18-20. Gates the adapter's BN-statistics
-    tracking (``AdaptationConfig.norm_stats_gated``): statistics move only under a detected photometric shift."""
+    """A band of natural footage as a test on raw frames: ``band(frame) -> bool`` for an ``(H, W, 3)`` uint8 image
+    (or ``(1, 3, H, W)`` in [0, 1]), True while the frame's luma mean is more than ``mean_margin`` from ``mean`` or
+    its RMS contrast more than a factor ``std_factor`` from ``std`` (``math.inf``: contrast ignored), with
+    hysteresis: once outside, it stays True until the frame is back inside half the band (a frame near the edge does
+    not flicker). Measured on every 4th pixel each way; no network forward. ``noise_max`` > 0 (grey levels) also
+    calls a frame outside while Immerkaer's luma noise estimate (the stream monitor's, on a centre crop) is above it
+    (until it is below half). Gates the adapter's BN-statistics tracking (``AdaptationConfig.norm_stats_gated``, with
+    the exposure objective's trigger band): statistics move only under a detected photometric shift."""
 
     def __init__(self, mean: float = 0.45, std: float = 0.2, mean_margin: float = 0.22,
                  std_factor: float = 1.45, step: int = 4, noise_max: float = 0.0) -> None:

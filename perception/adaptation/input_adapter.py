@@ -19,18 +19,12 @@ see the affine only), so exposure and noise are corrected independently.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from perception.losses.augment import gaussian_blur
+
 STREAMS = ("local_stream", "global_stream")
-SMOOTH_SIGMA = 1.0  # pixels; 5 taps (+-2 sigma)
-
-
-def gaussian_taps(sigma: float, radius: int) -> torch.Tensor:
-    """Normalised 1-D Gaussian taps ``(2 * radius + 1,)``."""
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    taps = torch.exp(-offsets.pow(2) / (2.0 * sigma * sigma))
-    return taps / taps.sum()
+SMOOTH_SIGMA, SMOOTH_RADIUS = 1.0, 2  # pixels: 5 taps, +-2 sigma
 
 
 class InputAffine(nn.Module):
@@ -49,22 +43,13 @@ class InputAffine(nn.Module):
         self.smooth = nn.Parameter(torch.zeros(1))
         self.register_buffer("mean", mean.detach().reshape(-1).clone().float(), persistent=False)
         self.register_buffer("std", std.detach().reshape(-1).clone().float(), persistent=False)
-        self.register_buffer("taps", gaussian_taps(SMOOTH_SIGMA, 2), persistent=False)
 
     def is_identity(self) -> bool:
         return bool(torch.all(self.log_gain == 0) and torch.all(self.bias == 0) and torch.all(self.smooth == 0))
 
     def blur(self, x: torch.Tensor) -> torch.Tensor:
-        """Separable Gaussian blur of ``(B, C, H, W)`` per channel, edges reflected (sides of at least 3 pixels)."""
-        channels, radius = x.shape[1], self.taps.numel() // 2
-        taps = self.taps.to(x.dtype)
-        pad_w, pad_h = min(radius, x.shape[-1] - 1), min(radius, x.shape[-2] - 1)
-        y = F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect")
-        y = F.conv2d(y, taps[radius - pad_w:radius + pad_w + 1].view(1, 1, 1, -1).expand(channels, 1, 1, -1),
-                     groups=channels)
-        y = F.pad(y, (0, 0, pad_h, pad_h), mode="reflect")
-        return F.conv2d(y, taps[radius - pad_h:radius + pad_h + 1].view(1, 1, -1, 1).expand(channels, 1, -1, 1),
-                        groups=channels)
+        """Gaussian blur of ``(B, C, H, W)`` per channel, sigma ``SMOOTH_SIGMA``, 5 taps, edges reflected."""
+        return gaussian_blur(x, SMOOTH_SIGMA, radius=SMOOTH_RADIUS)
 
     def smoothed(self, p: torch.Tensor) -> torch.Tensor:
         """The smoothing alone, ``p + smooth * (blur(p) - p)`` (what the noise term measures)."""
