@@ -18,8 +18,11 @@ MSG_BUILD_WHEELS := ros-kilted-rosidl-default-generators==1.7.1 ros-kilted-rosid
   ros-kilted-ament-cmake==2.7.3 ros-kilted-ament-cmake-include-directories==2.7.3 \
   ros-kilted-ament-cmake-ros-core==0.14.5 ros-kilted-ament-package==0.17.2 catkin_pkg
 
-# Large images between processes (ROS2_NOTES): every process of the graph gets the same settings.
-export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+# Large images between processes: every process of the graph gets the same settings (config/fastdds_shm.xml says
+# why), unless FASTDDS_BUILTIN_TRANSPORTS or a profile is chosen already.
+ifeq ($(origin FASTDDS_BUILTIN_TRANSPORTS),undefined)
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_shm.xml
+endif
 export MALLOC_MMAP_THRESHOLD_ ?= 67108864
 export MALLOC_TRIM_THRESHOLD_ ?= 268435456
 

@@ -21,6 +21,11 @@ With ``adaptation.enabled`` the encoder adapts online (``perception.adaptation``
 and ``~/adaptation/snapshot`` (std_srvs/Trigger); ``adaptation.lr``, ``max_updates_per_s`` and ``compute_share`` change
 live, the rest of the group needs a restart. The monitor (``perception.monitor``) adds image-quality, drift and OOD
 levels; both appear in ``/diagnostics`` (``adaptation_*``, ``*_level`` values).
+
+``stats_path`` (written on shutdown) holds the counters of ``/diagnostics`` plus ``timeline``: for each published
+frame the wall-clock marks stamp, received, taken (from the latest-only slot), encoded, finishing and published
+(``perception.runtime.frame_timeline``), summarised per step and for the slowest 5 % of frames (``timeline_rows``: the
+last 2,000 chains, for joining with a subscriber's receipts as ``dualstream bench`` does).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from perception.io.frame import Frame
 from perception.io.image_codec import ImageDecodeError
 from perception.monitor import StreamMonitor, stream_health
 from perception.runtime.blas import single_threaded_blas
+from perception.runtime.frame_timeline import FrameTimeline, now_ns
 from perception.runtime.gc_pauses import GcPauses
 from perception.runtime.latest import LatestSlot
 from perception.runtime.perceiver import Perceiver
@@ -101,6 +107,7 @@ class PerceptionNode(Node):
         self.errors = 0
         self.last_problem = ""
         self.processing = RollingStats()
+        self.timeline = FrameTimeline()  # per published frame: where its latency went (stats file)
         self.stage_ms: dict[str, float] = {}
         self.seq = 0
         self._stop = threading.Event()
@@ -120,28 +127,31 @@ class PerceptionNode(Node):
         self.get_logger().warning(f"bad message on {topic or self.sub.topic_name} ({kind}): {detail}",
                                   throttle_duration_sec=2.0)
 
-    def _accept(self, image, header) -> None:
-        frame = Frame(image=image, stamp_ns=stamp_to_ns(header.stamp), frame_id=header.frame_id, seq=self.seq)
+    def _accept(self, image, header, received_ns: int) -> None:
+        stamp = stamp_to_ns(header.stamp)
+        frame = Frame(image=image, stamp_ns=stamp, frame_id=header.frame_id, seq=self.seq)
         self.seq += 1
-        self.slot.put((frame, header, time.monotonic()))
+        self.slot.put((frame, header, time.monotonic(), {"stamp": stamp, "received": received_ns}))
 
     def _on_image(self, msg: Image) -> None:
+        received_ns = now_ns()
         self.received += 1
         try:
             image = image_to_rgb(msg)
         except ImageDecodeError as exc:
             self._reject("image", str(exc))
             return
-        self._accept(image, msg.header)
+        self._accept(image, msg.header, received_ns)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
+        received_ns = now_ns()
         self.received += 1
         try:
             image = compressed_to_rgb(msg)
         except ImageDecodeError as exc:
             self._reject("compressed", str(exc))
             return
-        self._accept(image, msg.header)
+        self._accept(image, msg.header, received_ns)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         if not self.calibration.update(msg_to_camera_info_fields(msg)) and any(msg.k):  # all-zero K: uncalibrated
@@ -164,7 +174,8 @@ class PerceptionNode(Node):
             item = self.slot.get(timeout=0.1)
             if item is None:
                 continue
-            frame, header, received_at = item
+            frame, header, received_at, marks = item
+            marks["taken"] = now_ns()
             try:
                 if self.params.config.rectify and (frame := self._rectified(frame)) is None:
                     continue
@@ -172,19 +183,22 @@ class PerceptionNode(Node):
             except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is counted and logged
                 self._failed(frame, exc)
                 continue
+            marks["encoded"] = now_ns()
             if self.tail is not None:
-                self.tail.submit((frame, header, received_at, encoded))
+                self.tail.submit((frame, header, received_at, marks, encoded))
             else:
-                self._finish((frame, header, received_at, encoded))
+                self._finish((frame, header, received_at, marks, encoded))
 
     def _finish(self, item) -> None:
-        frame, header, received_at, encoded = item
+        frame, header, received_at, marks, encoded = item
+        marks["finishing"] = now_ns()
         try:
             result = self.resilient.finish(encoded)
             if self.monitor is not None:
                 with single_threaded_blas():  # small products: BLAS threads would only spin (runtime/blas.py)
                     self.monitor.update(frame.image, result.global_embedding)
             self._publish(result, header)
+            marks["published"] = now_ns()
             self.stage_ms = result.timings_ms
         except NonFiniteOutput as exc:  # counted in non_finite_outputs; nothing is published for the frame
             self.last_problem = str(exc)
@@ -194,6 +208,7 @@ class PerceptionNode(Node):
             self._failed(frame, exc)
             return
         self.processing.tick((time.monotonic() - received_at) * 1000.0)
+        self.timeline.add(marks)
 
     def _failed(self, frame: Frame, exc: BaseException) -> None:
         self.errors += 1
@@ -261,7 +276,7 @@ class PerceptionNode(Node):
         path = self.params.config.stats_path
         if not path:
             return
-        write_json(path, self.counters())
+        write_json(path, {**self.counters(), "timeline": self.timeline.summary(), "timeline_rows": self.timeline.rows()})
 
     def destroy_node(self) -> None:
         if hasattr(self, "_worker"):  # absent when the constructor failed (a bad parameter): nothing to stop

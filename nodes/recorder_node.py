@@ -2,7 +2,9 @@
 
 Parameters: ``topics`` (names, relative or absolute), ``types`` (``pkg/msg/Name`` for each topic), ``output`` (bag
 folder, must not exist), ``storage`` (mcap | sqlite3), ``stats_path`` (JSON written on shutdown: per topic count, rate
-and latency percentiles from the message's header stamp to its receipt here), ``reliability`` of the subscriptions.
+and latency percentiles from the message's header stamp to its receipt here, over the last 100,000 messages; and
+``receipts``, ``[stamp_ns, receipt_ns]`` of the last 10,000, for joining with a sender's own timeline), ``reliability``
+of the subscriptions.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from rclpy.node import Node
 
@@ -49,7 +51,8 @@ class RecorderNode(Node):
             raise ValueError(f"recorder: {len(topics)} topics but {len(types)} types; give one type per topic")
         self.writer = BagWriter(output, storage) if output else None
         self.lock = threading.Lock()
-        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.latencies: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=100_000))
+        self.receipts: dict[str, deque[tuple[int, int]]] = defaultdict(lambda: deque(maxlen=10_000))
         self.first: dict[str, float] = {}
         self.last: dict[str, float] = {}
         self.counts: dict[str, int] = defaultdict(int)
@@ -86,6 +89,7 @@ class RecorderNode(Node):
             self.last[name] = now_ns / 1e9
             if stamp:
                 self.latencies[name].append((now_ns - stamp) / 1e6)
+                self.receipts[name].append((stamp, now_ns))
             if self.writer is not None:
                 self.writer.write(name, now_ns, data)
 
@@ -99,6 +103,7 @@ class RecorderNode(Node):
                     "count": count,
                     "rate_hz": (count - 1) / span if count > 1 and span > 0 else 0.0,
                     "latency_ms": percentiles(self.latencies.get(name, [])),
+                    "receipts": [list(pair) for pair in self.receipts.get(name, [])],
                 }
             return out
 

@@ -1,5 +1,6 @@
-"""Test-wide settings: ROS discovery stays on this machine, large-image DDS settings as in every graph process,
-and a DDS domain per test process so parallel runs do not see each other."""
+"""Test-wide settings: ROS discovery stays on this machine, the graph's DDS transport settings (the package's Fast DDS
+profile, as in every graph process: ``perception.runtime.processes.graph_environment``), and a DDS domain per test
+process so parallel runs do not see each other."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from perception.runtime.device import torch_threads
+from perception.runtime.processes import graph_environment
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+os.environ.update({key: value for key, value in graph_environment(base=os.environ).items()
+                   if key.startswith("FASTDDS_")})
 os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
 
 REPO = Path(__file__).resolve().parents[1]

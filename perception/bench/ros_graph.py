@@ -18,7 +18,10 @@ reliable depth 1 delivered 90 of 90 (camera -> recorder alone). ``reliability="b
 sensor-data default.
 
 - ``drops``: frames published by the camera that produced no detections message (replaced in the perception node's
-  latest-only slot, lost in transport or failed), and ``drop_rate`` = drops / published.
+  latest-only slot, lost in transport or failed), and ``drop_rate`` = drops / published;
+- ``stages``: where each delivered frame's latency went (``perception.runtime.frame_timeline``): the perception
+  node's marks joined by stamp with the recorder's receipt (``published->delivered``), per-step percentiles, and the
+  mean of each step over the slowest 5 % of frames (``stages.tail``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Mapping
 
 from perception.io.stats_files import read_json
+from perception.runtime.frame_timeline import MARKS, summarise as summarise_timeline
 from perception.runtime.processes import ManagedProcess, graph_environment, node_command
 
 PKG = "dualstream_perception"
@@ -69,6 +73,15 @@ def _wait_ready(path: Path, procs: list[ManagedProcess], timeout_s: float) -> No
         time.sleep(0.1)
 
 
+def joined_timeline(perception: dict, receipts: list) -> dict:
+    """The node's per-frame marks (``timeline_rows``) extended by the recorder's receipt of the same stamp, summarised
+    (``frame_timeline.summarise``); frames the recorder did not get are left out."""
+    received = {int(stamp): int(at) for stamp, at in receipts}
+    rows = [{**row, "delivered": received[row["stamp"]]} for row in perception.get("timeline_rows", [])
+            if row.get("stamp") in received]
+    return summarise_timeline(rows, (*MARKS, "delivered"))
+
+
 def summarise(out: Path) -> dict:
     """The graph's numbers from the stats files the three nodes wrote into ``out``."""
     camera = read_json(out / "camera_stats.json")
@@ -89,6 +102,7 @@ def summarise(out: Path) -> dict:
         "delivered": delivered,
         "node_processing_ms": {"p50": perception.get("latency_p50_ms"), "p95": perception.get("latency_p95_ms")},
         "device": perception.get("device", ""),
+        "stages": joined_timeline(perception, det.get("receipts", [])),
     }
 
 

@@ -31,3 +31,13 @@ def test_graph_accounts_for_every_published_frame(tmp_path: Path):
     assert 0 < lat["p50"] <= lat["p99"] < 10_000  # input stamp -> detections received, in ms
     for name in ("camera", "perception", "recorder"):
         assert (tmp_path / f"{name}.log").exists()
+    # where the latency went: every delivered frame has the node's chain of marks joined with its receipt
+    stages = result["stages"]
+    assert stages["frames"] == result["delivered"]
+    steps = stages["steps_ms"]
+    assert list(steps) == ["stamp->received", "received->taken", "taken->encoded", "encoded->finishing",
+                           "finishing->published", "published->delivered"]
+    assert all(step["p50"] >= 0 for step in steps.values())
+    assert sum(step["mean"] for step in steps.values()) == pytest.approx(stages["total_ms"]["mean"], abs=0.05)
+    assert stages["total_ms"]["p50"] == pytest.approx(lat["p50"], rel=0.02)  # the recorder's own latency, same frames
+    assert steps["taken->encoded"]["p50"] > 0 and steps["finishing->published"]["p50"] > 0

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from xml.etree import ElementTree
 
-from perception.runtime.processes import ManagedProcess, graph_environment, node_command
+from perception.runtime.processes import ManagedProcess, dds_profile_path, graph_environment, node_command
 
 
 def test_graph_environment_fills_dds_defaults_without_overriding_the_user():
     env = graph_environment({"ROS_DOMAIN_ID": "7"}, base={"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4", "PATH": "/bin"})
-    assert env["FASTDDS_BUILTIN_TRANSPORTS"] == "UDPv4"  # the user's choice wins
+    assert env["FASTDDS_BUILTIN_TRANSPORTS"] == "UDPv4"  # the user's choice wins, and no profile is added to it
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in env
     assert env["MALLOC_MMAP_THRESHOLD_"] == "67108864" and env["ROS_DOMAIN_ID"] == "7" and env["PATH"] == "/bin"
-    assert graph_environment(base={})["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA"
+    mine = graph_environment(base={"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_dds.xml"})
+    assert mine["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/my_dds.xml" and "FASTDDS_BUILTIN_TRANSPORTS" not in mine
+
+
+def test_graph_environment_uses_the_package_dds_profile():
+    env = graph_environment(base={})
+    profile = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
+    assert profile == Path(dds_profile_path()) and profile.is_absolute() and "FASTDDS_BUILTIN_TRANSPORTS" not in env
+    root = ElementTree.parse(profile).getroot()
+    ns = {"d": "http://www.eprosima.com"}
+    shm = [t for t in root.iterfind(".//d:transport_descriptor", ns) if t.findtext("d:type", namespaces=ns) == "SHM"]
+    assert len(shm) == 1
+    segment, largest = int(shm[0].findtext("d:segment_size", namespaces=ns)), int(
+        shm[0].findtext("d:maxMessageSize", namespaces=ns))
+    assert largest >= 1920 * 1080 * 3 + 1024 and segment >= 4 * largest  # a 1080p rgb8 image whole, several in flight
+    participant = root.find(".//d:participant", ns)
+    assert participant.get("is_default_profile") == "true"
+    used = [t.text for t in participant.iterfind(".//d:userTransports/d:transport_id", ns)]
+    assert shm[0].findtext("d:transport_id", namespaces=ns) in used and len(used) == 2  # and UDPv4 for discovery
 
 
 def test_node_command_line():
