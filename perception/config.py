@@ -150,6 +150,7 @@ class RuntimeConfig:
     warmup_frames: int = 2  # blank frames run at start-up so the first real frame is not slow (0: off)
     pipelined: bool = True  # node: detect and publish frame t on a second thread while t+1 is encoded (TwoStage)
     compile: str = "none"  # CUDA only: none | inductor | cuda_graphs (torch.compile of the per-frame parts; runtime/gpu.py)
+    switch_interval_ms: float = 0.2  # the interpreter's thread switch interval (process-wide; 0: Python's 5 ms)
     publish_features: bool = True
     publish_pca: bool = True
     publish_debug: bool = True
@@ -157,6 +158,8 @@ class RuntimeConfig:
     def __post_init__(self) -> None:
         check_ranges("runtime", self, [("threads", self.threads >= 0, ">= 0 (0: the library default)"),
                                        ("warmup_frames", self.warmup_frames >= 0, ">= 0"),
+                                       ("switch_interval_ms", 0 <= self.switch_interval_ms <= 100,
+                                        "0..100 ms (0: Python's default)"),
                                        ("compile", self.compile in ("none", "inductor", "cuda_graphs"),
                                         "none, inductor or cuda_graphs")])
 

@@ -44,8 +44,10 @@ from perception.config import ConfigError, DetectorConfig
 from perception.detection.types import Detections
 from perception.io.frame import Frame
 from perception.models.types import EncoderOutput, EncoderState
+from perception.runtime.allocator import keep_frame_buffers
 from perception.runtime.blas import single_threaded_blas
-from perception.runtime.device import autocast, auto_threads, resolve_device, resolve_precision, set_threads
+from perception.runtime.device import (autocast, auto_threads, resolve_device, resolve_precision,
+                                      set_switch_interval, set_threads)
 from perception.runtime.gpu import compile_encoder, new_graph_step, owned, uncompile_encoder
 from perception.runtime.model_loading import load_encoder
 from perception.runtime.preprocess import Preprocessed, Preprocessor, scale_boxes_to_input
@@ -120,10 +122,12 @@ class Perceiver:
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+        keep_frame_buffers()  # the graph's malloc thresholds in a process started without them (runtime/allocator.py)
         self.device = resolve_device(cfg.runtime.device)
         self.precision = resolve_precision(cfg.runtime.precision, self.device)
         self.threads = set_threads(cfg.runtime.threads or auto_threads(self.device,
                                                                        bool(getattr(cfg.runtime, "pipelined", False))))
+        self.switch_interval_ms = set_switch_interval(float(getattr(cfg.runtime, "switch_interval_ms", 0.0)))
         loaded = load_encoder(cfg.encoder, self.device)
         self.encoder = loaded.model
         mode = getattr(cfg.runtime, "compile", "none")

@@ -1,8 +1,11 @@
+import sys
+
 import pytest
 import torch
 
+from perception.config import ConfigError, RuntimeConfig
 from perception.runtime.device import (LIBRARY_THREADS, DeviceError, auto_threads, autocast, cpu_has_native_bf16,
-                                       resolve_device, resolve_precision, set_threads)
+                                       resolve_device, resolve_precision, set_switch_interval, set_threads)
 
 
 def test_auto_device_is_cuda_only_when_available():
@@ -73,3 +76,21 @@ def test_a_pipelined_perceiver_takes_the_auto_threads():
             assert Perceiver(cfg).threads == expected == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_switch_interval_set_in_ms_and_restored():
+    before = sys.getswitchinterval()
+    try:
+        assert set_switch_interval(0.2) == pytest.approx(0.2)
+        assert sys.getswitchinterval() == pytest.approx(0.0002)
+        assert set_switch_interval(0.0) == pytest.approx(0.2)  # 0 leaves the interval as it is
+        with pytest.raises(DeviceError, match="switch_interval_ms"):
+            set_switch_interval(-1.0)
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_switch_interval_range_checked_in_the_config():
+    with pytest.raises(ConfigError, match="switch_interval_ms"):
+        RuntimeConfig(switch_interval_ms=-0.1)
+    assert RuntimeConfig().switch_interval_ms == pytest.approx(0.2)
