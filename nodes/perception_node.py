@@ -194,9 +194,6 @@ class PerceptionNode(Node):
         marks["finishing"] = now_ns()
         try:
             result = self.resilient.finish(encoded)
-            if self.monitor is not None:
-                with single_threaded_blas():  # small products: BLAS threads would only spin (runtime/blas.py)
-                    self.monitor.update(frame.image, result.global_embedding)
             self._publish(result, header)
             marks["published"] = now_ns()
             self.stage_ms = result.timings_ms
@@ -209,6 +206,12 @@ class PerceptionNode(Node):
             return
         self.processing.tick((time.monotonic() - received_at) * 1000.0)
         self.timeline.add(marks)
+        if self.monitor is not None:  # after publishing: its cost (a reference fit takes tens of ms once) is not the
+            try:                      # frame's latency; it only feeds /diagnostics
+                with single_threaded_blas():  # small products: BLAS threads would only spin (runtime/blas.py)
+                    self.monitor.update(frame.image, result.global_embedding)
+            except Exception as exc:  # noqa: BLE001 - a monitor failure is counted and logged, the node keeps serving
+                self._failed(frame, exc)
 
     def _failed(self, frame: Frame, exc: BaseException) -> None:
         self.errors += 1

@@ -186,3 +186,30 @@ def test_pipelined_and_serial_nodes_publish_the_same_results(ros, wait_for):
     assert runs[True][1] == runs[False][1] and sum(len(b) for b in runs[True][1]) > 0
     for a, b in zip(runs[True][2], runs[False][2]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_monitor_runs_after_publishing_and_its_failure_costs_no_detections(ros, wait_for):
+    node = _perception(ros)
+    probe = Probe(ros)
+    _wait_subscribed(probe, node, wait_for)
+    seen_at_update = []  # frames published (the node's count) when the monitor ran
+    update = node.monitor.update
+
+    def monitor_update(image, embedding):
+        seen_at_update.append(len(node.timeline))
+        if len(seen_at_update) == 2:
+            raise RuntimeError("monitor broke")
+        return update(image, embedding)
+
+    node.monitor.update = monitor_update
+    for sec in (1, 2, 3):
+        probe.image_pub.publish(probe.raw(FRAMES[sec], "rgb8", sec))
+        assert wait_for(lambda: len(seen_at_update) == sec, timeout=20.0)
+    assert wait_for(lambda: len(probe.detections) == 3, timeout=5.0)
+    assert [m.header.stamp.sec for m in probe.detections] == [1, 2, 3]  # the failing update cost no frame
+    assert seen_at_update == [1, 2, 3]  # each frame was published before its monitor update
+    counters = node.counters()
+    assert counters["processed"] == 3 and counters["processing_errors"] == 1
+    assert "monitor broke" in counters["last_problem"]
+    stats = node.timeline.summary()
+    assert stats["frames"] == 3 and stats["steps_ms"]["finishing->published"]["p50"] > 0
