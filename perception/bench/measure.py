@@ -65,6 +65,38 @@ def machine_info() -> dict:
             "load_average": load_average(), "python": platform.python_version()}
 
 
+def fixed_work_probe(seconds: float = 10.0, work_ms: float = 25.0) -> dict:
+    """How steady this machine is right now: the same single-threaded work (about ``work_ms`` of matrix products, one
+    torch thread) repeated for ``seconds``, its times summarised (``summary_ms``) with ``p99_over_p50``. On a quiet
+    dedicated core the ratio is near 1; on the shared 2-core development VM, idle but for the probe, it measured 2.8
+    (p50 25 ms, p99 70 ms, max 110 ms): a latency tail that no pipeline running there can be below."""
+    import torch  # noqa: PLC0415
+
+    from perception.runtime.device import torch_threads  # noqa: PLC0415
+
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    with torch_threads(1), torch.inference_mode():
+        started = time.perf_counter()
+        a @ b
+        once = max(time.perf_counter() - started, 1e-5)
+        for _ in range(3):  # warm, then size the work from the fastest of a few products
+            started = time.perf_counter()
+            a @ b
+            once = min(once, max(time.perf_counter() - started, 1e-5))
+        repeats = max(1, int(round(work_ms / 1000.0 / once)))
+        times: list[float] = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            started = time.perf_counter()
+            for _ in range(repeats):
+                a @ b
+            times.append((time.perf_counter() - started) * 1000.0)
+    summary = summary_ms(times)
+    summary["p99_over_p50"] = round(summary["p99"] / summary["p50"], 2) if summary["p50"] else None
+    summary["seconds"] = seconds
+    return summary
+
+
 @dataclass
 class Stopwatch:
     """Wall and process CPU time of a block: ``with Stopwatch() as sw: ...; sw.wall_s, sw.cpu_s``."""

@@ -12,7 +12,9 @@ One run on the same video (``--video``, frames decoded by the pipeline's own sou
 - ``ratio_vs_baseline`` = ``pipeline.fps / baseline_vit_s14.fps`` (same run, same frames, same load);
 - ``quality.{fast, every_frame}.{davis_jf, pets_ap50}`` and ``quality.cost`` (``perception.bench.quality``) on
   ``--quality-max-frames`` frames;
-- ``criteria``: the issue's thresholds, each true or false; ``machine`` with the load average; the command.
+- ``criteria``: the issue's thresholds, each true or false; ``machine`` with the load average and, before the graph
+  part, ``fixed_work_ms`` (``--noise-probe`` seconds of a fixed single-threaded workload: how far this machine's own
+  p99 sits above its p50 right now); the command.
 
 ``--only pipeline,baseline`` runs a subset. The config is the default (``--config``/``--set`` override it, as for
 ``dualstream run``); the outputs not in the measured chain (``runtime.publish_pca``, ``runtime.publish_debug``) are
@@ -57,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ros-frames", type=int, default=300, metavar="N",
                         help="frames the camera publishes in the graph run (default 300; 0: the whole video)")
     parser.add_argument("--ros-qos", default="reliable", choices=("reliable", "best_effort"),
-                        help="reliability of the image topic in the graph, keep-last depth 1 (default reliable: "
-                             "best effort lost most 768x576 frames between processes here)")
+                        help="reliability of the image topic in the graph, keep-last depth 1 (default reliable; "
+                             "best effort, the nodes' sensor-data default, delivers as well with the graph's DDS "
+                             "profile)")
     parser.add_argument("--rate", type=float, default=30.0, metavar="HZ", help="camera rate in the graph (default 30)")
     parser.add_argument("--quality-max-frames", type=int, default=20, metavar="N",
                         help="frames per sequence for the quality comparison (default 20; DAVIS propagation "
@@ -70,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "when --video is vtest.avi)")
     parser.add_argument("--davis-seqs", default="car-roundabout,parkour", metavar="SEQS",
                         help="DAVIS-2016 sequences for davis_jf (default car-roundabout,parkour)")
+    parser.add_argument("--noise-probe", type=float, default=10.0, metavar="S",
+                        help="seconds of a fixed single-threaded workload timed just before the graph part "
+                             "(machine.fixed_work_ms: how steady the machine is; 0: skip)")
     parser.add_argument("--out", default="runs/bench", metavar="DIR", help="logs of the graph run (default runs/bench)")
     parser.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", "default"),
                         help="OMP_WAIT_POLICY of the graph's processes (default PASSIVE: spinning OpenMP threads "
@@ -226,6 +232,12 @@ def run(args: argparse.Namespace) -> int:
                               adaptation=True)
         result["pipeline_adaptation"] = {"off": off, "on": on}
         result["adaptation_fps_ratio"] = round(on["fps"] / off["fps"], 3) if off["fps"] else None
+        save()
+    if "ros_graph" in parts and args.noise_probe > 0:
+        from perception.bench.measure import fixed_work_probe  # noqa: PLC0415
+
+        log.info("bench: fixed-work probe, %.0f s", args.noise_probe)
+        result["machine"]["fixed_work_ms"] = fixed_work_probe(args.noise_probe)
         save()
     if "ros_graph" in parts:
         from perception.bench.ros_graph import measure_ros_graph  # noqa: PLC0415

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from perception.bench.baseline import baseline_size, measure_vit_baseline
-from perception.bench.measure import read_rgb_frames, summary_ms
+from perception.bench.measure import fixed_work_probe, read_rgb_frames, summary_ms
 from perception.bench.pipeline_speed import measure_pipeline
 from perception.cli import main
 from perception.commands.bench import criteria
@@ -48,6 +48,15 @@ def test_summary_ms_percentiles():
     assert s["p50"] == pytest.approx(50.5) and s["p95"] == pytest.approx(95.05) and s["p99"] == pytest.approx(99.01)
     assert s["max"] == 100 and s["n"] == 100 and s["mean"] == pytest.approx(50.5)
     assert summary_ms([])["p50"] is None
+
+
+def test_fixed_work_probe_times_the_same_work_repeatedly():
+    probe = fixed_work_probe(seconds=1.0, work_ms=10.0)
+    assert probe["n"] >= 10 and probe["seconds"] == 1.0
+    assert 1.0 < probe["p50"] < 200.0  # about 10 ms of products per repeat on any recent CPU; generous on a busy one
+    assert probe["p50"] <= probe["p99"] <= probe["max"]
+    assert probe["p99_over_p50"] == pytest.approx(probe["p99"] / probe["p50"], abs=0.01)
+    assert probe["p99_over_p50"] >= 1.0
 
 
 def test_baseline_size_is_the_issue_resolution():
