@@ -42,7 +42,8 @@ from perception.runtime.perceiver import Perceiver
 from perception.runtime.stats import RollingStats
 
 READ_ONLY = ("encoder.", "qos.", "input_transport", "runtime.device", "runtime.precision", "runtime.threads",
-             "runtime.pipelined", "runtime.switch_interval_ms", "monitor.", "adaptation.", "rectify")
+             "runtime.pipelined", "runtime.switch_interval_ms",
+             "runtime.overlap_detection", "monitor.", "adaptation.", "rectify")
 
 
 class MultiPerceptionNode(Node):

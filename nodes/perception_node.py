@@ -74,7 +74,7 @@ class PerceptionNode(Node):
         self.params = ConfigParameters(self, PerceptionNodeConfig(),
                                        read_only=("encoder.", "qos.", "input_transport", "runtime.device",
                                                   "runtime.precision", "runtime.threads", "runtime.pipelined",
-                                                  "runtime.compile", "runtime.switch_interval_ms",
+                                                  "runtime.compile", "runtime.switch_interval_ms", "runtime.overlap_detection",
                                                   "monitor.",
                                                   *_ADAPTATION_RESTART),
                                        on_change=self._apply_config)

@@ -151,6 +151,7 @@ class RuntimeConfig:
     pipelined: bool = True  # node: detect and publish frame t on a second thread while t+1 is encoded (TwoStage)
     compile: str = "none"  # CUDA only: none | inductor | cuda_graphs (torch.compile of the per-frame parts; runtime/gpu.py)
     switch_interval_ms: float = 0.2  # the interpreter's thread switch interval (process-wide; 0: Python's 5 ms)
+    overlap_detection: bool = True  # the detector's image-only part (motion, background) runs while the encoder does
     publish_features: bool = True
     publish_pca: bool = True
     publish_debug: bool = True

@@ -1,7 +1,8 @@
 """Detectors by name: ``build_detector(cfg)`` looks ``cfg.method`` up in ``DETECTORS`` and builds it.
 
 Every detector has the same small interface (:class:`Detector`): ``detect(image, dense) -> Detections`` with
-``track_ids`` filled, and ``reset()`` between videos. ``"discovery"`` is class-agnostic discovery
+``track_ids`` filled, and ``reset()`` between videos; one may add ``prepare(image)``, the image-only part of the
+next frame's work, which ``Perceiver`` runs while the encoder works and hands to ``detect(..., prepared=)``. ``"discovery"`` is class-agnostic discovery
 (:class:`~perception.detection.discovery.ObjectDiscovery`) followed by the tracker
 (:class:`~perception.detection.tracker.IoUTracker`), whose appearance term uses the mean whitened feature of the
 grid cells under each box. A later method (few-shot prototypes) registers itself with :func:`register_detector`.
@@ -47,8 +48,13 @@ class DiscoveryDetector:
         self.discovery = ObjectDiscovery(cfg)
         self.tracker = IoUTracker(cfg.track_iou, cfg.track_max_misses, cfg.track_feature_weight)
 
-    def detect(self, image: np.ndarray, dense: object | None = None) -> Detections:
-        dets = self.discovery.detect(image, dense)
+    def prepare(self, image: np.ndarray) -> object:
+        """The image-only half of the next frame's ``detect`` (``ObjectDiscovery.prepare``): frames in order, and it
+        may run while the previous frame's ``detect`` does (the two share no state)."""
+        return self.discovery.prepare(image)
+
+    def detect(self, image: np.ndarray, dense: object | None = None, prepared: object | None = None) -> Detections:
+        dets = self.discovery.detect(image, dense, prepared)
         embeddings = None
         features = self.discovery.last_features
         if features is not None and len(dets):

@@ -30,6 +30,8 @@ boxes, scores and track ids (``bench/heads_speed.py`` measures it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from scipy.ndimage import binary_fill_holes
@@ -58,6 +60,16 @@ def _replicate_border(cells: np.ndarray, ring: int) -> np.ndarray:
     return np.pad(inner, ring, mode="edge")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """``ObjectDiscovery.prepare``'s result for one frame: the motion evidence (None on a first frame) and, when a
+    settled still camera's background model serves the frame, its objects (the feature half then has nothing to
+    add)."""
+
+    evidence: np.ndarray | None
+    still_objects: Detections | None
+
+
 class ObjectDiscovery:
     """Discovers objects without classes: ``detect(image, dense) -> Detections`` (``class_ids`` ``"object"``)."""
 
@@ -80,10 +92,41 @@ class ObjectDiscovery:
         self._stats_stale = False
         self.last_score_map, self.last_features = None, None
 
-    def detect(self, image: np.ndarray, dense: object | None = None) -> Detections:
-        """Objects in ``image`` ((H, W, 3) uint8 RGB), using ``dense`` ((C, H/8, W/8) features) when given."""
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """The image-only half of ``detect`` for the next frame: motion evidence and, for a still camera, the
+        background model (and its objects once it has settled). It keeps the motion and background state, so frames
+        must be prepared in order, but it shares no state with the feature half: ``Perceiver`` runs it on the frame
+        while the encoder works, then ``detect(image, dense, prepared)`` finishes the frame."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"ObjectDiscovery.detect: image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        height, width = image.shape[:2]
+        settled = self.background is not None and self.frames_still >= STILL_SETTLE
+        # a settled still camera: a cheap sparse motion check first (half the still test's threshold, so only a
+        # clearly still camera skips the full grid)
+        evidence = self.motion.update(image, 0.5 * self.background.still_px if settled else None)
+        if evidence is not None and self.background is not None:  # still camera: whole silhouettes, paused objects
+            still = self.background.update(image, self.motion.transform)
+            if still is not None and self.frames_still >= STILL_SETTLE:
+                self.frames_still += 1
+                return Prepared(evidence, self._still_objects(still, (width, height)))
+            self.frames_still = 0 if still is None else self.frames_still + 1
+            if still is not None:
+                if still.shape != evidence.shape:
+                    still = cv2.resize(still, evidence.shape[::-1], interpolation=cv2.INTER_NEAREST)
+                evidence = np.maximum(evidence, still)
+        return Prepared(evidence, None)
+
+    def detect(self, image: np.ndarray, dense: object | None = None, prepared: Prepared | None = None) -> Detections:
+        """Objects in ``image`` ((H, W, 3) uint8 RGB), using ``dense`` ((C, H/8, W/8) features) when given;
+        ``prepared``: ``prepare(image)`` already run for this frame (else it runs here)."""
+        if prepared is None:
+            prepared = self.prepare(image)
+        if prepared.still_objects is not None:
+            # the saliency model is not used on these frames: its statistics are not updated (2 ms a frame on
+            # 4800 cells x 128 channels) and restart from the first frame after the camera moves again
+            self._stats_stale = True
+            self.last_score_map, self.last_features = None, None
+            return prepared.still_objects
         height, width = image.shape[:2]
         if dense is None:
             grid = colour_grid_features(image, (max(1, height // STRIDE), max(1, width // STRIDE)))
@@ -94,23 +137,7 @@ class ObjectDiscovery:
         background = None
         if self.last_score_map is not None and self.last_score_map.shape == (gh, gw):
             background = self.last_score_map < 0.5 * self.cfg.score_threshold
-        settled = self.background is not None and self.frames_still >= STILL_SETTLE
-        # a settled still camera: a cheap sparse motion check first (half the still test's threshold, so only a
-        # clearly still camera skips the full grid)
-        evidence = self.motion.update(image, 0.5 * self.background.still_px if settled else None)
-        if evidence is not None and self.background is not None:  # still camera: whole silhouettes, paused objects
-            still = self.background.update(image, self.motion.transform)
-            if still is not None and self.frames_still >= STILL_SETTLE:
-                # the saliency model is not used on these frames: its statistics are not updated (2 ms a frame on
-                # 4800 cells x 128 channels) and restart from the first frame after the camera moves again
-                self.frames_still += 1
-                self._stats_stale = True
-                return self._still_objects(still, (width, height))
-            self.frames_still = 0 if still is None else self.frames_still + 1
-            if still is not None:
-                if still.shape != evidence.shape:
-                    still = cv2.resize(still, evidence.shape[::-1], interpolation=cv2.INTER_NEAREST)
-                evidence = np.maximum(evidence, still)
+        evidence = prepared.evidence
         if self._stats_stale:
             self.saliency.reset()
             self._stats_stale = False
@@ -146,7 +173,6 @@ class ObjectDiscovery:
         area = stats[:, 4] * sx * sy
         keep = area >= max(self.cfg.min_area, STILL_MIN_AREA)
         boxes, scores = boxes[keep], 1.0 - np.exp(-area[keep] / STILL_AREA)
-        self.last_score_map, self.last_features = None, None
         order = nms(boxes, scores, self.cfg.nms_iou)[: self.cfg.max_detections]
         return Detections(boxes=boxes[order].astype(np.float32), scores=scores[order].astype(np.float32),
                           track_ids=np.full(order.size, -1, np.int64), class_ids=["object"] * int(order.size))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from concurrent.futures import Future, ThreadPoolExecutor
 import logging
 import threading
 import time
@@ -98,6 +99,7 @@ class StreamState:
     detector: Any
     pca: FeaturePCA = field(default_factory=FeaturePCA)
     frames: int = 0
+    unused_prepared: tuple | None = None  # (seq, stamp, image shape, prepared) of a frame whose encode failed
 
 
 @dataclass
@@ -111,6 +113,7 @@ class Encoded:
     timings: dict[str, float]
     started: float  # perf_counter at the start of encode
     calibrate: bool | None = None  # the detector's frame calibration for this frame (None: as it is)
+    prepared: tuple[Any, Future] | None = None  # (detector, its prepare(image) running beside the encoder)
 
 
 class Perceiver:
@@ -145,6 +148,8 @@ class Perceiver:
         self._lock = threading.RLock()
         self.adapter: Any = None
         self._adapt_stream: str | None = DEFAULT_STREAM
+        self._overlap = bool(getattr(cfg.runtime, "overlap_detection", False))
+        self._preparer: ThreadPoolExecutor | None = None  # one thread: frames are prepared in order
         log.info("perceiver: encoder %s (%s%s) on %s, %s, %d threads", cfg.encoder.name, self.encoder_source,
                  f" {self.encoder_path}" if self.encoder_path else "", self.device, self.precision, self.threads)
         warmup_frames = int(getattr(cfg.runtime, "warmup_frames", 0))
@@ -264,7 +269,8 @@ class Perceiver:
         setter = getattr(encoded.state.detector, "set_calibration", None)
         if encoded.calibrate is not None and setter is not None:
             setter(encoded.calibrate)  # off while the adapter serves the source model (fallback), on again after
-        result = self.heads(encoded.frame, encoded.pre, encoded.output, 0, encoded.state, encoded.timings)
+        result = self.heads(encoded.frame, encoded.pre, encoded.output, 0, encoded.state, encoded.timings,
+                            encoded.prepared)
         encoded.timings["total"] = (time.perf_counter() - encoded.started) * 1000.0
         return result
 
@@ -278,7 +284,18 @@ class Perceiver:
         pre = self.preprocess(frame.image)
         self._sync()
         timings["preprocess"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
+        prepared = self._prepare(state, frame, pre.image)
+        try:
+            output, calibrate = self._encoder_half(pre, state, adapt)
+        except BaseException:
+            if prepared is not None:  # the retry of this frame (out-of-memory ladder) uses it: one prepare a frame
+                state.unused_prepared = (frame.seq, frame.stamp_ns, pre.image.shape, prepared)
+            raise
+        timings["encoder"] = (time.perf_counter() - t) * 1000.0
+        return Encoded(frame, pre, output, state, timings, t0, calibrate, prepared)
 
+    def _encoder_half(self, pre: Preprocessed, state: StreamState, adapt: bool) -> tuple[EncoderOutput, bool | None]:
+        """The adapter's frame boundary, the encoder, the adapter's look at the output; ``(output, calibrate)``."""
         calibrate = None
         if adapt:
             applied = self.adapter.before_frame()  # a complete new parameter set, if one was published
@@ -294,22 +311,50 @@ class Perceiver:
             output = owned(output)
         if adapt:
             self.adapter.after_frame(pre.image, output)  # the uint8 frame: no [0, 1] copy made for it
-        timings["encoder"] = (time.perf_counter() - t) * 1000.0
-        return Encoded(frame, pre, output, state, timings, t0, calibrate)
+        return output, calibrate
+
+    def _prepare(self, state: StreamState, frame: Frame, image: np.ndarray) -> tuple[Any, Future] | None:
+        """Start ``detector.prepare(image)`` (the image-only half of its work: motion, background model) on the
+        preparing thread, so that it runs while this thread encodes (``runtime.overlap_detection``); None when off or
+        the detector has no such half. Measured in the ROS graph on the 2-core CPU: see the README's performance
+        section."""
+        unused, state.unused_prepared = state.unused_prepared, None
+        if (unused is not None and unused[:3] == (frame.seq, frame.stamp_ns, image.shape)
+                and unused[3][0] is state.detector):
+            return unused[3]
+        detector = state.detector
+        prepare = getattr(detector, "prepare", None)
+        if not self._overlap or prepare is None:
+            return None
+        if self._preparer is None:
+            self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector_prepare")
+        return detector, self._preparer.submit(prepare, image)
 
     def heads(self, frame: Frame, pre: Preprocessed, output: EncoderOutput, index: int, state: StreamState,
-              timings: dict[str, float]) -> PerceptionResult:
+              timings: dict[str, float], prepared: tuple[Any, Future] | None = None) -> PerceptionResult:
         """Item ``index`` of an encoder ``output`` batch -> the frame's result: dense features, detections (in the
         input frame's pixels, with ``state``'s tracker), PCA and overlay when asked for. Adds the ``detection`` and
-        ``visualise`` timings; the caller sets ``total``. Shared by ``process`` and the multi-camera batch."""
+        ``visualise`` timings; the caller sets ``total``. Shared by ``process`` and the multi-camera batch.
+        ``prepared``: the detector's image-only half of this frame, started by ``_encode`` (used when the stream
+        still has that detector; a replaced detector prepares the frame itself)."""
         runtime = self.cfg.runtime
         t = time.perf_counter()
         dense = output.dense[index].float()  # (C, h, w)
         features = np.ascontiguousarray(dense.permute(1, 2, 0).cpu().numpy())  # (h, w, C) float32
         keyframe = bool(output.keyframe[index]) if output.keyframe is not None else False
         embedding = output.global_embedding[index].float().cpu().numpy()
+        ready = None
+        if prepared is not None:
+            detector, future = prepared
+            ready = future.result()  # what prepare raised is raised here, in this frame's second half
+            if detector is not state.detector:
+                ready = None
+        dense_chw = torch.from_numpy(features).permute(2, 0, 1)
         with single_threaded_blas():  # small matrices: BLAS threads only spin (perception.runtime.blas)
-            found = state.detector.detect(pre.image, torch.from_numpy(features).permute(2, 0, 1))
+            if ready is None:
+                found = state.detector.detect(pre.image, dense_chw)
+            else:
+                found = state.detector.detect(pre.image, dense_chw, prepared=ready)
         detections = self._to_input_pixels(found, pre.scale_x, pre.scale_y, frame.width, frame.height)
         timings["detection"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
 

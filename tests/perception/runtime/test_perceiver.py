@@ -1,11 +1,14 @@
 """Perceiver with the real (tiny, randomly initialised) encoder and the real detector on the synthetic scene."""
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from perception.config import load_config
+from perception.detection.discovery import STILL_SETTLE
 from perception.io.frame import Frame
 from perception.io.synthetic import SyntheticScene
 from perception.runtime.perceiver import Perceiver
@@ -173,3 +176,83 @@ def test_normalised_input_from_the_preprocessor_gives_the_encoders_own_result(sm
         assert pre.normalised is not None
         assert torch.allclose(out_a.dense, out_b.dense, atol=1e-5)
         assert torch.allclose(out_a.global_embedding, out_b.global_embedding, atol=1e-5)
+
+
+def _boxes_and_ids(result) -> tuple:
+    d = result.detections
+    return d.boxes.tolist(), d.scores.tolist(), d.track_ids.tolist()
+
+
+def _still_camera(frames: int) -> list[Frame]:
+    """A fixed textured background (a still camera) with two squares crossing it."""
+    rng = np.random.default_rng(4)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (5, 5), 0)
+    out = []
+    for i in range(frames):
+        image = background.copy()
+        image[60:100, 20 + 5 * i:60 + 5 * i] = (230, 40, 40)
+        image[150:200, 280 - 4 * i:310 - 4 * i] = (40, 200, 60)
+        out.append(Frame(image=image, stamp_ns=i * 33_000_000, seq=i))
+    return out
+
+
+@pytest.mark.parametrize("camera", ["moving", "still"])
+def test_overlapped_detection_gives_the_serial_results_and_prepares_each_frame_once(monkeypatch, camera):
+    """The detector's image-only half (motion, background model) runs on its own thread while the encoder works
+    (``runtime.overlap_detection``); pipelined like the node (encode t+1 before finishing t), on a moving camera (the
+    full path every frame) and on a still one (its background model settles and serves the frames), the boxes, scores
+    and track ids equal the serial path's."""
+    scene = (list(SyntheticScene(width=320, height=240, num_frames=40, seed=5)) if camera == "moving"
+             else _still_camera(40))
+    serial = Perceiver(_small_cfg("runtime.overlap_detection=false"))
+    expected = [_boxes_and_ids(serial.process(f)) for f in scene]
+    overlapped = Perceiver(_small_cfg("runtime.overlap_detection=true"))
+    prepared = []
+    real_build = overlapped._stream
+
+    def stream(key):
+        state = real_build(key)
+        detector = state.detector
+        if not getattr(detector, "_counted", False):
+            original = detector.prepare
+            detector.prepare = lambda image: (prepared.append(threading.current_thread().name), original(image))[1]
+            detector._counted = True
+        return state
+
+    monkeypatch.setattr(overlapped, "_stream", stream)
+    got, pending = [], None
+    for frame in scene:  # the node's order: encode t+1, then finish t
+        encoded = overlapped.encode(frame)
+        if pending is not None:
+            got.append(_boxes_and_ids(overlapped.finish(pending)))
+        pending = encoded
+    got.append(_boxes_and_ids(overlapped.finish(pending)))
+    assert got == expected
+    assert sum(len(ids) for _, _, ids in got) > 0  # objects were found and tracked
+    assert len(prepared) == len(scene) and set(prepared) != {threading.current_thread().name}
+    still = overlapped._streams["default"].detector.discovery.frames_still
+    assert still > STILL_SETTLE if camera == "still" else still == 0
+
+
+def test_a_failed_encode_keeps_its_prepared_half_for_the_retry(small):
+    perceiver = Perceiver(_small_cfg("runtime.overlap_detection=true"))
+    perceiver.process(small[0])
+    calls = []
+    detector = perceiver._stream("default").detector
+    original = detector.prepare
+    detector.prepare = lambda image: (calls.append(1), original(image))[1]
+    real = perceiver._encoder_half
+    failures = [RuntimeError("out of memory, say")]
+
+    def flaky(*args):
+        if failures:
+            raise failures.pop()
+        return real(*args)
+
+    perceiver._encoder_half = flaky
+    with pytest.raises(RuntimeError, match="out of memory"):
+        perceiver.encode(small[1])
+    result = perceiver.finish(perceiver.encode(small[1]))  # the retry of the same frame
+    assert calls == [1] and result.seq == small[1].seq  # the motion model saw the frame once
+    perceiver.process(small[2])
+    assert calls == [1, 1]
