@@ -74,7 +74,8 @@ class PerceptionNode(Node):
         self.params = ConfigParameters(self, PerceptionNodeConfig(),
                                        read_only=("encoder.", "qos.", "input_transport", "runtime.device",
                                                   "runtime.precision", "runtime.threads", "runtime.pipelined",
-                                                  "runtime.compile", "runtime.switch_interval_ms", "runtime.overlap_detection",
+                                                  "runtime.compile", "runtime.switch_interval_ms",
+                                                  "runtime.overlap_detection",
                                                   "monitor.",
                                                   *_ADAPTATION_RESTART),
                                        on_change=self._apply_config)
@@ -279,7 +280,8 @@ class PerceptionNode(Node):
         path = self.params.config.stats_path
         if not path:
             return
-        write_json(path, {**self.counters(), "timeline": self.timeline.summary(), "timeline_rows": self.timeline.rows()})
+        write_json(path, {**self.counters(), "timeline": self.timeline.summary(),
+                          "timeline_rows": self.timeline.rows()})
 
     def destroy_node(self) -> None:
         if hasattr(self, "_worker"):  # absent when the constructor failed (a bad parameter): nothing to stop
