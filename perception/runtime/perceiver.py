@@ -8,7 +8,10 @@ Per frame: ``Preprocessor`` (resize, to device, [0, 1]) -> ``encoder.encode(x, s
 autocast -> the detector on the resized image and the fp32 dense map -> boxes mapped back to input pixels ->
 features ``(h, w, C)`` float32 -> PCA picture and overlay only when ``runtime.publish_pca`` /
 ``runtime.publish_debug`` are on. ``timings_ms`` has ``preprocess``, ``encoder``, ``detection``, ``visualise``
-and ``total``. Stamps, frame id and seq are copied from the input frame.
+and ``total``. Stamps, frame id and seq are copied from the input frame. With ``runtime.overlap_detection`` a
+detector that has an image-only half (``prepare(image)``: motion, the background model) gets it started on a thread
+of its own right after preprocessing, so it runs while the encoder does; ``detection`` then times its feature half
+(and any wait for the first).
 
 Online adaptation (optional): ``attach_adapter(adapter, stream)`` with an object that has ``before_frame()`` and
 ``after_frame(frame_image, output)`` (``perception.adaptation.OnlineAdapter``). Before each encode of that stream the
@@ -31,10 +34,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from concurrent.futures import Future, ThreadPoolExecutor
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
