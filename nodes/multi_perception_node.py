@@ -43,7 +43,7 @@ from perception.runtime.stats import RollingStats
 
 READ_ONLY = ("encoder.", "qos.", "input_transport", "runtime.device", "runtime.precision", "runtime.threads",
              "runtime.pipelined", "runtime.switch_interval_ms",
-             "runtime.overlap_detection", "monitor.", "adaptation.", "rectify")
+             "runtime.overlap_detection", "runtime.overlap_global", "monitor.", "adaptation.", "rectify")
 
 
 class MultiPerceptionNode(Node):

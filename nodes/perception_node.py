@@ -75,7 +75,7 @@ class PerceptionNode(Node):
                                        read_only=("encoder.", "qos.", "input_transport", "runtime.device",
                                                   "runtime.precision", "runtime.threads", "runtime.pipelined",
                                                   "runtime.compile", "runtime.switch_interval_ms",
-                                                  "runtime.overlap_detection",
+                                                  "runtime.overlap_detection", "runtime.overlap_global",
                                                   "monitor.",
                                                   *_ADAPTATION_RESTART),
                                        on_change=self._apply_config)

@@ -152,6 +152,7 @@ class RuntimeConfig:
     compile: str = "none"  # CUDA only: none | inductor | cuda_graphs (torch.compile of the per-frame parts; runtime/gpu.py)
     switch_interval_ms: float = 0.2  # the interpreter's thread switch interval (process-wide; 0: Python's 5 ms)
     overlap_detection: bool = True  # the detector's image-only part (motion, background) runs while the encoder does
+    overlap_global: bool = True  # CPU: the global stream's share of a frame runs on a helper thread (runtime/beside.py)
     publish_features: bool = True
     publish_pca: bool = True
     publish_debug: bool = True

@@ -26,6 +26,7 @@ Any H, W: the local stream pads bottom/right to a multiple of 8 (replicate), so 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -135,21 +136,24 @@ class DualStreamEncoder(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         return self.local_stream(x.contiguous(memory_format=torch.channels_last))
 
-    def encode(self, frames: torch.Tensor, state: EncoderState | None = None,
-               normalised: bool = False) -> tuple[EncoderOutput, EncoderState]:
+    def encode(self, frames: torch.Tensor, state: EncoderState | None = None, normalised: bool = False,
+               beside: Callable[..., Any] | None = None) -> tuple[EncoderOutput, EncoderState]:
         """Encode one frame per camera; returns the output and the next state (the input state is not changed).
-        ``frames`` in [0, 1], or already ``(frames - mean) / std`` when ``normalised``."""
+        ``frames`` in [0, 1], or already ``(frames - mean) / std`` when ``normalised``. ``beside(fn, *args)``, when
+        given (inference only), runs the frame's global-stream share on another thread and returns a future: it runs
+        while this thread computes the local stream (it reads only ``x`` and the state), and fusion waits for it."""
         if state is None:
             state = self.init_state(frames.shape[0])
         self._check(frames, state)
         x = frames if normalised else self.normalise(frames)
         keyframe = self.is_keyframe(state)
-        local = self._local(x)
-        pending = None
-        if keyframe and (self.global_stages == 1 or state.global_tokens is None):
-            run = self.global_stream(x, state.memory, self.global_scale)
+        if beside is not None and not torch.is_grad_enabled():
+            job = beside(self._global_share, x, state, keyframe)
+            local = self._local(x)
+            run, pending, keyframe = job.result()
         else:
-            run, pending, keyframe = self._staged(x, state, keyframe)
+            local = self._local(x)
+            run, pending, keyframe = self._global_share(x, state, keyframe)
         dense, embedding = self.fusion(local, run.patches, run.grid, run.memory, run.cls)
         batch = frames.shape[0]
         output = EncoderOutput(
@@ -169,6 +173,14 @@ class DualStreamEncoder(nn.Module):
             pending=pending,
         )
         return output, new_state
+
+    def _global_share(self, x: torch.Tensor, state: EncoderState,
+                      keyframe: bool) -> tuple[GlobalTokens, GlobalJob | None, bool]:
+        """This frame's global-stream work: a whole run (unstaged schedule, or a stream's first frame) or its share
+        of a staged one; ``(tokens for this frame's fusion, job still running, whether the tokens are new)``."""
+        if keyframe and (self.global_stages == 1 or state.global_tokens is None):
+            return self.global_stream(x, state.memory, self.global_scale), None, keyframe
+        return self._staged(x, state, keyframe)
 
     def _staged(self, x: torch.Tensor, state: EncoderState,
                 keyframe: bool) -> tuple[GlobalTokens, GlobalJob | None, bool]:

@@ -49,6 +49,7 @@ from perception.detection.types import Detections
 from perception.io.frame import Frame
 from perception.models.types import EncoderOutput, EncoderState
 from perception.runtime.allocator import keep_frame_buffers
+from perception.runtime.beside import Beside
 from perception.runtime.blas import single_threaded_blas
 from perception.runtime.device import (autocast, auto_threads, resolve_device, resolve_precision,
                                       set_switch_interval, set_threads)
@@ -83,15 +84,16 @@ def normalisation(encoder: Any) -> dict:
     return {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
 
 
-def encode(encoder: Any, pre: Preprocessed | list[Preprocessed], state: EncoderState | None
-           ) -> tuple[EncoderOutput, EncoderState]:
+def encode(encoder: Any, pre: Preprocessed | list[Preprocessed], state: EncoderState | None,
+           beside: Beside | None = None) -> tuple[EncoderOutput, EncoderState]:
     """``encoder.encode`` on one preprocessed frame or a batch of them (one per camera), normalised already when
-    the preprocessor did it."""
+    the preprocessor did it; ``beside``: the helper thread for the global stream's share (``runtime.overlap_global``)."""
     items = pre if isinstance(pre, list) else [pre]
     frames = items[0].encoder_input if len(items) == 1 else torch.cat([p.encoder_input for p in items])
+    kwargs: dict[str, Any] = {"beside": beside} if beside is not None else {}
     if items[0].normalised is not None:
-        return encoder.encode(frames, state, normalised=True)
-    return encoder.encode(frames, state)
+        return encoder.encode(frames, state, normalised=True, **kwargs)
+    return encoder.encode(frames, state, **kwargs)
 
 
 @dataclass
@@ -152,6 +154,10 @@ class Perceiver:
         self.adapter: Any = None
         self._adapt_stream: str | None = DEFAULT_STREAM
         self._overlap = bool(getattr(cfg.runtime, "overlap_detection", False))
+        # the global stream's share of each frame beside the local stream (CPU; off while adapting, see _encoder_half)
+        self._beside = (Beside("global_share") if getattr(cfg.runtime, "overlap_global", False)
+                        and self.device.type == "cpu" and "beside" in inspect.signature(self.encoder.encode).parameters
+                        else None)
         self._preparer: ThreadPoolExecutor | None = None  # one thread: frames are prepared in order
         log.info("perceiver: encoder %s (%s%s) on %s, %s, %d threads", cfg.encoder.name, self.encoder_source,
                  f" {self.encoder_path}" if self.encoder_path else "", self.device, self.precision, self.threads)
@@ -308,8 +314,9 @@ class Perceiver:
                 state.encoder.pending = None  # a staged global run would mix two versions of the ViT's parameters
         if self._graphs:
             new_graph_step()
+        beside = self._beside if self.adapter is None else None  # an adapter hooks and swaps the model: one thread
         with torch.inference_mode(), autocast(self.device, self.precision):
-            output, state.encoder = encode(self.encoder, pre, state.encoder)
+            output, state.encoder = encode(self.encoder, pre, state.encoder, beside)
         if self._graphs:
             output = owned(output)
         if adapt:

@@ -86,3 +86,40 @@ def test_fusion_query_pool_is_an_inference_setting():
     assert out.dense.shape[-2:] == (6, 8) and torch.isfinite(out.dense).all()  # read back at every cell
     with pytest.raises(ConfigError, match="fusion_query_pool"):
         EncoderConfig(fusion_query_pool=-1)
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_global_share_beside_the_local_stream_gives_the_same_outputs(encoders, stages):
+    """``encode(beside=)`` runs the frame's global-stream share on a helper thread (under the caller's autocast and
+    inference mode) while the local stream runs: outputs and states equal the one-thread encode, frame by frame,
+    across whole runs and staged ones, in bf16 autocast as served on the CPU."""
+    from perception.runtime.beside import Beside  # noqa: PLC0415
+
+    encoder = encoders[1] if stages == 2 else encoders[0]
+    beside = Beside("test_global_share")
+    threads = []
+    real = encoder._global_share
+
+    def share(*args):
+        import threading  # noqa: PLC0415
+
+        threads.append((threading.current_thread().name, torch.is_autocast_enabled("cpu"),
+                        torch.is_inference_mode_enabled()))
+        return real(*args)
+
+    frames = _frames(10, seed=3)
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            s_one = s_two = None
+            for x in frames:
+                one, s_one = encoder.encode(x, s_one)
+                encoder._global_share = share
+                two, s_two = encoder.encode(x, s_two, beside=beside)
+                encoder._global_share = real
+                assert torch.equal(one.dense, two.dense) and torch.equal(one.global_embedding, two.global_embedding)
+                assert torch.equal(one.keyframe, two.keyframe) and torch.equal(s_one.memory, s_two.memory)
+                assert (s_one.pending is None) == (s_two.pending is None)
+    finally:
+        beside.close()
+    assert len(threads) == len(frames)
+    assert all(name.startswith("test_global_share") and autocast and inference for name, autocast, inference in threads)

@@ -256,3 +256,20 @@ def test_a_failed_encode_keeps_its_prepared_half_for_the_retry(small):
     assert calls == [1] and result.seq == small[1].seq  # the motion model saw the frame once
     perceiver.process(small[2])
     assert calls == [1, 1]
+
+
+def test_global_share_runs_beside_unless_adapting_or_off(small):
+    perceiver = Perceiver(_small_cfg())
+    assert perceiver._beside is not None  # runtime.overlap_global, on by default on the CPU
+    calls = []
+    real = perceiver._beside.__call__
+    perceiver._beside = lambda fn, *args: (calls.append(fn.__name__), real(fn, *args))[1]
+    serial = Perceiver(_small_cfg("runtime.overlap_global=false"))
+    assert serial._beside is None
+    for frame in small:
+        a, b = perceiver.process(frame), serial.process(frame)
+        assert np.array_equal(a.features, b.features) and np.array_equal(a.global_embedding, b.global_embedding)
+    assert calls == ["_global_share"] * len(small)
+    perceiver.adapter = object()  # an attached adapter (its hooks and swaps want the model on one thread)
+    perceiver.encode(small[0], stream="other")
+    assert len(calls) == len(small)
