@@ -8,7 +8,9 @@ Per frame: ``Preprocessor`` (resize, to device, [0, 1]) -> ``encoder.encode(x, s
 autocast -> the detector on the resized image and the fp32 dense map -> boxes mapped back to input pixels ->
 features ``(h, w, C)`` float32 -> PCA picture and overlay only when ``runtime.publish_pca`` /
 ``runtime.publish_debug`` are on. ``timings_ms`` has ``preprocess``, ``encoder``, ``detection``, ``visualise``
-and ``total``. Stamps, frame id and seq are copied from the input frame. With ``runtime.overlap_detection`` a
+and ``total``. Stamps, frame id and seq are copied from the input frame. With ``runtime.overlap_global`` (CPU) the
+global stream's share of the frame runs on a helper thread while the local stream runs (``runtime/beside.py``).
+With ``runtime.overlap_detection`` a
 detector that has an image-only half (``prepare(image)``: motion, the background model) gets it started on a thread
 of its own right after preprocessing, so it runs while the encoder does; ``detection`` then times its feature half
 (and any wait for the first).
@@ -87,7 +89,8 @@ def normalisation(encoder: Any) -> dict:
 def encode(encoder: Any, pre: Preprocessed | list[Preprocessed], state: EncoderState | None,
            beside: Beside | None = None) -> tuple[EncoderOutput, EncoderState]:
     """``encoder.encode`` on one preprocessed frame or a batch of them (one per camera), normalised already when
-    the preprocessor did it; ``beside``: the helper thread for the global stream's share (``runtime.overlap_global``)."""
+    the preprocessor did it; ``beside``: the helper thread for the global stream's share
+    (``runtime.overlap_global``)."""
     items = pre if isinstance(pre, list) else [pre]
     frames = items[0].encoder_input if len(items) == 1 else torch.cat([p.encoder_input for p in items])
     kwargs: dict[str, Any] = {"beside": beside} if beside is not None else {}
