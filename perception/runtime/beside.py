@@ -2,8 +2,9 @@
 
 Autocast and inference mode are thread-local in torch, so the helper enters the caller's: the same CPU autocast
 dtype (or none) and inference mode, captured at submission. One helper thread, so submitted work runs in order. Used
-by ``Perceiver`` for the global stream's per-frame share (``DualStreamEncoder.encode(beside=)``): the staged ViT
-blocks run on the second core while the local stream runs on the first.
+by ``Perceiver`` twice: for the global stream's per-frame share (``DualStreamEncoder.encode(beside=)``: the staged ViT
+blocks run on the second core while the local stream runs on the first) and for the detector's image-only half
+(``prepare``), each on a thread of its own.
 """
 
 from __future__ import annotations

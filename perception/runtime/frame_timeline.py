@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from perception.runtime.stats import percentiles
+
 MARKS = ("stamp", "received", "taken", "encoded", "finishing", "published")
 
 
@@ -47,8 +49,7 @@ def summarise(rows: Iterable[Mapping[str, int]], marks: Sequence[str] = MARKS, t
     names = steps(marks)
 
     def pct(values: np.ndarray) -> dict[str, float]:
-        return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2),
-                "p99": round(float(np.percentile(values, 99)), 2), "mean": round(float(values.mean()), 2)}
+        return {**{k: round(v, 2) for k, v in percentiles(values).items()}, "mean": round(float(values.mean()), 2)}
 
     count = max(1, int(round(len(totals) * tail_fraction)))
     slowest = np.argsort(totals)[-count:]

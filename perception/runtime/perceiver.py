@@ -39,7 +39,7 @@ import inspect
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,7 +161,7 @@ class Perceiver:
         self._beside = (Beside("global_share") if getattr(cfg.runtime, "overlap_global", False)
                         and self.device.type == "cpu" and "beside" in inspect.signature(self.encoder.encode).parameters
                         else None)
-        self._preparer: ThreadPoolExecutor | None = None  # one thread: frames are prepared in order
+        self._preparer: Beside | None = None  # one thread: frames are prepared in order
         log.info("perceiver: encoder %s (%s%s) on %s, %s, %d threads", cfg.encoder.name, self.encoder_source,
                  f" {self.encoder_path}" if self.encoder_path else "", self.device, self.precision, self.threads)
         warmup_frames = int(getattr(cfg.runtime, "warmup_frames", 0))
@@ -340,8 +340,8 @@ class Perceiver:
         if not self._overlap or prepare is None:
             return None
         if self._preparer is None:
-            self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector_prepare")
-        return detector, self._preparer.submit(prepare, image)
+            self._preparer = Beside("detector_prepare")
+        return detector, self._preparer(prepare, image)
 
     def heads(self, frame: Frame, pre: Preprocessed, output: EncoderOutput, index: int, state: StreamState,
               timings: dict[str, float], prepared: tuple[Any, Future] | None = None) -> PerceptionResult:
