@@ -152,3 +152,35 @@ def test_mahalanobis_score_equals_the_quadratic_form():
     e = rng.normal(size=16)
     d = e - ref.mean
     assert ref.ood_score(e) == pytest.approx(float(np.sqrt(d @ np.linalg.inv(ref.cov) @ d)) / ref.ood_scale, rel=1e-9)
+
+
+@pytest.mark.parametrize("frames, dim, shrinkage", [(50, 384, 0.9), (12, 64, 0.2), (30, 16, 0.5), (10, 32, 0.0)])
+def test_reference_fit_equals_the_dense_formulas(frames, dim, shrinkage):
+    """The low-rank (Woodbury) fit gives the statistics of the textbook one: shrunk covariance, its inverse, and the
+    0.9 quantiles of the held-out blocks' Mahalanobis and cosine distances computed with dense D x D inverses; with
+    fewer frames than dimensions (the node's 50 frames of 384) and with as many, with and without shrinkage."""
+    rng = np.random.default_rng(frames + dim)
+    x = rng.normal(size=(frames, dim)) * np.linspace(0.5, 2.0, dim) + 1.0
+    if shrinkage == 0.0:
+        x = rng.normal(size=(4 * dim, dim))  # no shrinkage: only a full-rank covariance is invertible
+
+    def dense(rows):
+        mean = rows.mean(axis=0)
+        cov = np.cov(rows, rowvar=False)
+        cov = (1 - shrinkage) * cov + shrinkage * (np.trace(cov) / dim + 1e-8) * np.eye(dim)
+        return mean, cov
+
+    ood, cos = [], []
+    for block in np.array_split(np.arange(len(x)), max(2, min(5, len(x) // 2))):
+        rest = np.setdiff1d(np.arange(len(x)), block)
+        mean, cov = dense(x[rest])
+        d = x[block] - mean
+        ood += list(np.sqrt(np.einsum("nd,de,ne->n", d, np.linalg.inv(cov), d)))
+        cos += list(1 - x[block] @ mean / (np.linalg.norm(x[block], axis=1) * np.linalg.norm(mean)))
+    mean, cov = dense(x)
+    ref = ReferenceStats.fit(x, shrinkage=shrinkage)
+    np.testing.assert_allclose(ref.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(ref.cov, cov, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ref.precision, np.linalg.inv(cov), rtol=1e-6, atol=1e-9)
+    assert ref.ood_scale == pytest.approx(np.quantile(ood, 0.9), rel=1e-6)
+    assert ref.cos_scale == pytest.approx(np.quantile(cos, 0.9), rel=1e-6)
