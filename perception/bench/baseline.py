@@ -3,8 +3,9 @@
 Input resolution: the encoder's input (640x480 by default) with its short side at ``short_side`` (448) and both
 sides rounded to multiples of the patch (14): 640x480 gives 602x448 (43 x 32 = 1376 patch tokens), the resolution
 the issue names. Each frame is resized, normalised with the ImageNet statistics and run through
-``forward_features`` under bf16 autocast where the CPU computes bf16 natively (``runtime.precision: auto``), fp32
-otherwise. The weights are random (speed does not depend on them). Because one frame takes about 0.4 s on the
+``forward_features`` in the precision ``runtime.precision: auto`` picks, as our pipeline does: bf16 autocast where
+the CPU has AMX, fp32 otherwise (AVX-512 BF16 alone ran ViT-S/14 slower in bf16 than in fp32 here, so this is the
+baseline's faster setting; ``perception.runtime.device``). The weights are random (speed does not depend on them). Because one frame takes about 0.4 s on the
 2-core CPU, ``measure_vit_baseline`` times the first ``max_frames`` frames only (after ``warmup`` untimed ones).
 """
 

@@ -54,13 +54,14 @@ def cpu_model() -> str:
 
 
 def machine_info() -> dict:
-    """Where the numbers were taken: CPU, cores, torch, bf16 support, load now."""
+    """Where the numbers were taken: CPU, cores, torch, bf16 support (AMX decides ``precision: auto``), load now."""
     import torch  # noqa: PLC0415
 
-    from perception.runtime.device import cpu_has_native_bf16  # noqa: PLC0415
+    from perception.runtime.device import cpu_has_amx, cpu_has_native_bf16, resolve_precision  # noqa: PLC0415
 
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "native_bf16": cpu_has_native_bf16(),
+            "torch_threads": torch.get_num_threads(), "native_bf16": cpu_has_native_bf16(), "amx": cpu_has_amx(),
+            "auto_precision": resolve_precision("auto", torch.device("cpu")),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "load_average": load_average(), "python": platform.python_version()}
 

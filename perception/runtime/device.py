@@ -1,8 +1,12 @@
 """Device, precision and thread settings of the runtime.
 
-``resolve_device("auto")`` is CUDA when available, else CPU. ``resolve_precision("auto", device)`` follows the
-measurements in PERF_NOTES: fp16 autocast on CUDA; bf16 autocast on CPUs with native bf16 (AVX-512 BF16 or AMX,
-about 2x over fp32 on a ViT-S here); fp32 otherwise (bf16 emulated on older CPUs is slower than fp32).
+``resolve_device("auto")`` is CUDA when available, else CPU. ``resolve_precision("auto", device)``: fp16 autocast
+on CUDA; on the CPU, bf16 autocast only where the CPU has AMX tiles (``cpu_has_amx``), fp32 elsewhere. bf16 pays
+only through AMX: on the 2-core development VM with AMX it was about 2x over fp32 on a ViT-S (PERF_NOTES), and on
+the same VM kind with AMX hidden (AVX-512 BF16 alone, torch 2.13.0, one thread) it was slower everywhere: a
+1024x1024 matrix product 13.5 ms against 7.6 in fp32, the dualstream_s local stream at 640x480 13.5 against
+8.3 ms, its fusion 6.4 against 3.6 ms, ViT-S/14 at 224x224 (two threads) 110 against 74 ms, and the whole
+in-process pipeline on vtest.avi 30.0 against 41.6 fps. Set ``runtime.precision`` to choose otherwise.
 ``autocast(device, precision)`` is the matching ``torch.autocast`` context (a no-op for fp32).
 ``auto_threads(device, pipelined)`` is what ``runtime.threads: 0`` means (see there).
 """
@@ -46,10 +50,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX tiles)."""
-    cpu = torch.backends.cpu
-    capability = cpu.get_cpu_capability().lower() if hasattr(cpu, "get_cpu_capability") else ""
-    if "amx" in capability:
+    """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX tiles); see ``cpu_has_amx`` for when it pays."""
+    if cpu_has_amx():
         return True
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     if probe is not None:
@@ -60,6 +62,18 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def cpu_has_amx() -> bool:
+    """True when the CPU has AMX tiles that this process may use (the kernel and hypervisor expose them): the one
+    case where bf16 autocast is faster than fp32 on the CPU (module docstring)."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if probe is None:
+        return False
+    try:
+        return bool(probe())
+    except RuntimeError:
+        return False
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
     """``auto`` | ``fp32`` | ``bf16`` | ``fp16`` -> the precision used on ``device`` (never ``auto``)."""
     name = (name or "auto").strip().lower()
@@ -68,7 +82,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name == "auto":
         if device.type == "cuda":
             return "fp16"
-        return "bf16" if cpu_has_native_bf16() else "fp32"
+        return "bf16" if cpu_has_amx() else "fp32"
     if name == "fp16" and device.type == "cpu":
         raise DeviceError("runtime.precision 'fp16' is not supported on CPU (use bf16 or fp32)")
     return name
