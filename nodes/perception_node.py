@@ -56,7 +56,7 @@ from perception.io.image_codec import ImageDecodeError
 from perception.monitor import StreamMonitor, stream_health
 from perception.runtime.blas import single_threaded_blas
 from perception.runtime.frame_timeline import FrameTimeline, now_ns
-from perception.runtime.gc_pauses import GcPauses
+from perception.runtime.gc_pauses import GcPauses, freeze_start_up
 from perception.runtime.latest import LatestSlot
 from perception.runtime.perceiver import Perceiver
 from perception.runtime.resilience import NonFiniteOutput, ResilientPerceiver
@@ -117,9 +117,13 @@ class PerceptionNode(Node):
         self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
         self._worker.start()
         self.diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
-        self.gc_pauses = GcPauses().install()  # the collector's pauses hold every thread: counted in /diagnostics
+        # the collector's pauses hold every thread: what start-up made is never walked again, and each pause from now
+        # on is counted in /diagnostics (logged from 20 ms)
+        frozen = freeze_start_up()
+        self.gc_pauses = GcPauses(warn_ms=20.0, warn=self.get_logger().warning).install()
         self.get_logger().info(f"listening on {self.sub.topic_name}; encoder {cfg.encoder.name} on "
-                               f"{self.perceiver.device}")
+                               f"{self.perceiver.device} ({self.perceiver.precision}); {frozen} start-up objects "
+                               "frozen")
 
     # -- input -------------------------------------------------------------------------------------------------
     def _reject(self, kind: str, detail: str, topic: str | None = None) -> None:
