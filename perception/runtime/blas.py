@@ -7,6 +7,12 @@ the 2-core development machine under load, the discovery detector took 133 ms of
 threads and 19 ms with one (a 128 x 128 ``eigh`` alone went from 175 ms to 3 ms). ``single_threaded_blas()``
 limits BLAS to one thread for a block and restores the previous setting afterwards (``threadpoolctl``), so code
 outside the block (training, evaluation) keeps its own settings. Without ``threadpoolctl`` it does nothing.
+
+The limit is process-wide, not per thread: when two threads use such blocks at once (the perceiver's detector
+preparation, its second half and the node's monitor each run on their own thread), the first to leave restores the
+default while the other is still inside, and its products run on spinning threads again. ``pin_single_threaded_blas``
+sets one BLAS thread for the rest of the process instead (``Perceiver`` does, since its work runs on several threads);
+``single_threaded_blas`` is then a no-op.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, ContextManager
 _lock = threading.Lock()
 _controller: Any = None
 _unavailable = False
+_pinned = False
 
 
 def _get_controller() -> Any:
@@ -36,9 +43,22 @@ def _get_controller() -> Any:
 def single_threaded_blas() -> ContextManager:
     """A context in which numpy's and scipy's BLAS/LAPACK use one thread (a no-op without ``threadpoolctl``)."""
     controller = _get_controller()
-    if controller is None:
+    if controller is None or _pinned:
         return contextlib.nullcontext()
     return controller.limit(limits=1, user_api="blas")
+
+
+def pin_single_threaded_blas() -> bool:
+    """One BLAS thread for every BLAS library loaded now, for the rest of the process (module docstring); False
+    without ``threadpoolctl``."""
+    global _pinned
+    controller = _get_controller()
+    if controller is None:
+        return False
+    with _lock:
+        controller.limit(limits=1, user_api="blas")  # not used as a context: nothing restores the old limits
+        _pinned = True
+    return True
 
 
 def blas_threads() -> int | None:

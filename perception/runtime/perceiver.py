@@ -52,7 +52,7 @@ from perception.io.frame import Frame
 from perception.models.types import EncoderOutput, EncoderState
 from perception.runtime.allocator import keep_frame_buffers
 from perception.runtime.beside import Beside
-from perception.runtime.blas import single_threaded_blas
+from perception.runtime.blas import pin_single_threaded_blas, single_threaded_blas
 from perception.runtime.device import (autocast, auto_threads, resolve_device, resolve_precision,
                                       set_switch_interval, set_threads)
 from perception.runtime.gpu import compile_encoder, new_graph_step, owned, uncompile_encoder
@@ -139,6 +139,7 @@ class Perceiver:
         self.threads = set_threads(cfg.runtime.threads or auto_threads(self.device,
                                                                        bool(getattr(cfg.runtime, "pipelined", False))))
         self.switch_interval_ms = set_switch_interval(float(getattr(cfg.runtime, "switch_interval_ms", 0.0)))
+        pin_single_threaded_blas()  # detection, its preparation and monitoring run on several threads at once
         loaded = load_encoder(cfg.encoder, self.device)
         self.encoder = loaded.model
         mode = getattr(cfg.runtime, "compile", "none")
