@@ -75,6 +75,7 @@ class EncoderConfig:
     global_every: int = 16  # run the global stream on every N-th frame (keyframes); 1 = every frame
     global_scale: float = 0.375  # input scale of the global stream relative to the frame
     global_stages: int = 0  # spread each global-stream run over this many frames; 0 = global_every, 1 = at once
+    global_start_scale: float = 0.2  # staged: a stream's first global run, whole, at this scale; 0 = global_scale
     fusion_query_pool: int = 2  # fusion queries averaged over NxN cells (attention cost / N^2); 0 = the checkpoint's
     input_width: int = 640  # frames are resized to this before encoding (keeps aspect via height)
     input_height: int = 480
@@ -85,6 +86,7 @@ class EncoderConfig:
             ("global_scale", 0.0 < self.global_scale <= 4.0, "a scale in (0, 4]"),
             ("global_stages", 0 <= self.global_stages <= self.global_every,
              "an integer in [0, global_every] (0: global_every)"),
+            ("global_start_scale", 0.0 <= self.global_start_scale <= 4.0, "a scale in [0, 4] (0: global_scale)"),
             ("fusion_query_pool", 0 <= self.fusion_query_pool <= 8, "an integer in [0, 8] (0: the checkpoint's)"),
             ("input_width", 0 <= self.input_width <= 16384, "0..16384 (0: the frame's own size)"),
             ("input_height", 0 <= self.input_height <= 16384, "0..16384 (0: the frame's own size)")])

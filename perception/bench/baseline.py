@@ -5,8 +5,10 @@ sides rounded to multiples of the patch (14): 640x480 gives 602x448 (43 x 32 = 1
 the issue names. Each frame is resized, normalised with the ImageNet statistics and run through
 ``forward_features`` in the precision ``runtime.precision: auto`` picks, as our pipeline does: bf16 autocast where
 the CPU has AMX, fp32 otherwise (AVX-512 BF16 alone ran ViT-S/14 slower in bf16 than in fp32 here, so this is the
-baseline's faster setting; ``perception.runtime.device``). The weights are random (speed does not depend on them). Because one frame takes about 0.4 s on the
-2-core CPU, ``measure_vit_baseline`` times the first ``max_frames`` frames only (after ``warmup`` untimed ones).
+baseline's faster setting; ``perception.runtime.device``).
+The weights are random (speed does not depend on them). Because one frame takes 0.3 to 0.6 s on the 2-core CPU
+(bf16 with AMX, fp32 without), ``measure_vit_baseline`` times the first ``max_frames`` frames only (after
+``warmup`` untimed ones).
 """
 
 from __future__ import annotations

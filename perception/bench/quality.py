@@ -29,7 +29,8 @@ SETTINGS = ("fast", "every_frame")
 def schedule_configs(cfg: Any) -> dict[str, Any]:
     """``{"fast": cfg, "every_frame": cfg with the global stream on every frame at full resolution}``."""
     every = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, global_every=1, global_scale=1.0,
-                                                                 global_stages=1, fusion_query_pool=1))
+                                                                 global_stages=1, global_start_scale=0.0,
+                                                                 fusion_query_pool=1))
     return {"fast": cfg, "every_frame": every}
 
 
@@ -106,6 +107,7 @@ def measure_quality(cfg: Any, max_frames: int, pets: tuple[str, str] | None = No
     out.update(cost=cost, max_frames=max_frames, davis_sequences=list(davis_sequences), details=details,
                skipped=skipped,
                settings={name: {key: getattr(c.encoder, key) for key in
-                                ("global_every", "global_scale", "global_stages", "fusion_query_pool")}
+                                ("global_every", "global_scale", "global_stages", "global_start_scale",
+                                 "fusion_query_pool")}
                          for name, c in configs.items()})
     return out

@@ -14,9 +14,13 @@ runs the last block swaps the new tokens and memory in (frame S - 1 after the ke
 blocks). Every frame then costs about the same (the local stream, the fusion and 1/S of the ViT) where a keyframe
 used to cost a whole ViT more, which is what a 30 Hz latest-only consumer needs; the price is that fused features
 use global context S - 1 frames older. The very first frame of a stream has no tokens to fall back on, so its run
-is never staged. ``output.keyframe`` marks the frame whose fusion first uses new global tokens (the keyframe itself
-when S is 1). The returned state holds tensors as computed (with their autograd graph when
-grads are on: use ``detach_state`` between steps of truncated back-propagation through time).
+is never staged: it runs whole at ``global_scale``, or, with ``global_start_scale = s > 0`` under a staged schedule,
+whole at the smaller scale ``s`` (coarse tokens at a fraction of the cost, so a stream's first output is not late),
+and these carry the stream until the first staged run at ``global_scale``, started at the next keyframe, finishes.
+``encode(..., start_scale=0)`` (``forward``, ONNX export) always runs the first frame at ``global_scale``.
+``output.keyframe`` marks the frame whose fusion first uses new global tokens (the keyframe itself when S is 1). The
+returned state holds tensors as computed (with their autograd graph when grads are on: use ``detach_state`` between
+steps of truncated back-propagation through time).
 
 Inputs are ``(B, 3, H, W)`` floats in [0, 1] (RGB), normalised here with the ImageNet mean/std that DINOv2 uses.
 Any H, W: the local stream pads bottom/right to a multiple of 8 (replicate), so ``dense`` is
@@ -68,24 +72,31 @@ class DualStreamEncoder(nn.Module):
         global_every: int = 4,
         global_scale: float = 0.5,
         global_stages: int = 1,
+        global_start_scale: float = 0.0,
     ) -> None:
         super().__init__()
         self.local_stream = local_stream
         self.global_stream = global_stream
         self.fusion = fusion
-        self.set_schedule(global_every, global_scale, global_stages)
+        self.set_schedule(global_every, global_scale, global_stages, global_start_scale)
         self.out_channels = fusion.out_dim
         self.embed_dim = fusion.embed_dim
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def set_schedule(self, global_every: int, global_scale: float, global_stages: int | None = None) -> None:
+    def set_schedule(self, global_every: int, global_scale: float, global_stages: int | None = None,
+                     global_start_scale: float | None = None) -> None:
         """Run the global stream every ``global_every`` frames at ``global_scale`` times the frame resolution, each
-        run spread over ``global_stages`` frames (0: over all ``global_every``; None keeps the current setting)."""
+        run spread over ``global_stages`` frames (0: over all ``global_every``), a stream's first frame at
+        ``global_start_scale`` when staged (0: at ``global_scale``, and never above it); None keeps the current
+        setting."""
         if int(global_every) != global_every or global_every < 1:
             raise ValueError(f"global_every must be an integer >= 1, got {global_every!r}")
         if not 0.0 < global_scale <= 4.0:
             raise ValueError(f"global_scale must be in (0, 4], got {global_scale!r}")
+        start = getattr(self, "global_start_scale", 0.0) if global_start_scale is None else global_start_scale
+        if not 0.0 <= start <= 4.0:
+            raise ValueError(f"global_start_scale must be in [0, 4] (0: global_scale), got {start!r}")
         stages = getattr(self, "global_stages", 1) if global_stages is None else global_stages
         if int(stages) != stages or not 0 <= stages <= global_every:
             raise ValueError(f"global_stages must be an integer in [0, global_every={global_every}] (0: as many as "
@@ -94,6 +105,7 @@ class DualStreamEncoder(nn.Module):
         self.global_every = int(global_every)
         self.global_scale = float(global_scale)
         self.global_stages = int(stages)
+        self.global_start_scale = float(start)
 
     def stage_blocks(self, stage: int) -> int:
         """ViT blocks run at ``stage`` (0-based) of a staged run: the depth split as evenly as the stages allow."""
@@ -137,23 +149,27 @@ class DualStreamEncoder(nn.Module):
         return self.local_stream(x.contiguous(memory_format=torch.channels_last))
 
     def encode(self, frames: torch.Tensor, state: EncoderState | None = None, normalised: bool = False,
-               beside: Callable[..., Any] | None = None) -> tuple[EncoderOutput, EncoderState]:
+               beside: Callable[..., Any] | None = None,
+               start_scale: float | None = None) -> tuple[EncoderOutput, EncoderState]:
         """Encode one frame per camera; returns the output and the next state (the input state is not changed).
         ``frames`` in [0, 1], or already ``(frames - mean) / std`` when ``normalised``. ``beside(fn, *args)``, when
         given (inference only), runs the frame's global-stream share on another thread and returns a future: it runs
-        while this thread computes the local stream (it reads only ``x`` and the state), and fusion waits for it."""
+        while this thread computes the local stream (it reads only ``x`` and the state), and fusion waits for it.
+        ``start_scale``: the scale of a stream's first global run under a staged schedule (None: the schedule's
+        ``global_start_scale``; 0: ``global_scale``)."""
         if state is None:
             state = self.init_state(frames.shape[0])
         self._check(frames, state)
         x = frames if normalised else self.normalise(frames)
         keyframe = self.is_keyframe(state)
+        start = self.global_start_scale if start_scale is None else float(start_scale)
         if beside is not None and not torch.is_grad_enabled():
-            job = beside(self._global_share, x, state, keyframe)
+            job = beside(self._global_share, x, state, keyframe, start)
             local = self._local(x)
             run, pending, keyframe = job.result()
         else:
             local = self._local(x)
-            run, pending, keyframe = self._global_share(x, state, keyframe)
+            run, pending, keyframe = self._global_share(x, state, keyframe, start)
         dense, embedding = self.fusion(local, run.patches, run.grid, run.memory, run.cls)
         batch = frames.shape[0]
         output = EncoderOutput(
@@ -174,12 +190,15 @@ class DualStreamEncoder(nn.Module):
         )
         return output, new_state
 
-    def _global_share(self, x: torch.Tensor, state: EncoderState,
-                      keyframe: bool) -> tuple[GlobalTokens, GlobalJob | None, bool]:
-        """This frame's global-stream work: a whole run (unstaged schedule, or a stream's first frame) or its share
-        of a staged one; ``(tokens for this frame's fusion, job still running, whether the tokens are new)``."""
+    def _global_share(self, x: torch.Tensor, state: EncoderState, keyframe: bool,
+                      start_scale: float = 0.0) -> tuple[GlobalTokens, GlobalJob | None, bool]:
+        """This frame's global-stream work: a whole run (unstaged schedule, or a stream's first frame, at
+        ``start_scale`` when that is set and the schedule staged) or its share of a staged one; ``(tokens for this
+        frame's fusion, job still running, whether the tokens are new)``."""
         if keyframe and (self.global_stages == 1 or state.global_tokens is None):
-            return self.global_stream(x, state.memory, self.global_scale), None, keyframe
+            first = state.global_tokens is None and self.global_stages > 1 and start_scale > 0.0
+            scale = min(start_scale, self.global_scale) if first else self.global_scale
+            return self.global_stream(x, state.memory, scale), None, keyframe
         return self._staged(x, state, keyframe)
 
     def _staged(self, x: torch.Tensor, state: EncoderState,
@@ -198,5 +217,5 @@ class DualStreamEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> EncoderOutput:
         """Single-frame encode from a fresh state (the global stream runs): the training entry point."""
-        output, _ = self.encode(frames, None)
+        output, _ = self.encode(frames, None, start_scale=0.0)
         return output

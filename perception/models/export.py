@@ -5,7 +5,7 @@ The streaming encoder does two kinds of step, so it is exported as two graphs (O
 - ``<name>.onnx`` (the keyframe graph, ``KeyframeGraph``): ``frames (B, 3, H, W)`` float in [0, 1] ->
   ``dense (B, C, H/8, W/8)``, ``embedding (B, D)`` and the new state ``memory (B, M, Dg)``,
   ``global_tokens (B, N, Dg)``, ``global_cls (B, Dg)``: normalisation, local stream, global stream at
-  ``global_scale``, memory update, fusion. This is ``encode(frames, None)``.
+  ``global_scale``, memory update, fusion. This is ``encode(frames, None, start_scale=0.0)``.
 - ``<name>_step.onnx`` (``StepGraph``): ``frames`` plus the state -> ``dense``, ``embedding``: the frames between
   keyframes (local stream and fusion with the last global tokens), ``encode(frames, state)`` on a non-keyframe.
 
@@ -33,14 +33,14 @@ STEP_OUTPUTS = ("dense", "embedding")
 
 
 class KeyframeGraph(nn.Module):
-    """``frames -> dense, embedding, memory, global_tokens, global_cls`` (``encode(frames, None)``)."""
+    """``frames -> dense, embedding, memory, global_tokens, global_cls`` (``encode(frames, None, start_scale=0.0)``)."""
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out, state = self.encoder.encode(frames, None)
+        out, state = self.encoder.encode(frames, None, start_scale=0.0)
         return out.dense, out.global_embedding, state.memory, state.global_tokens, state.global_cls
 
 
@@ -62,7 +62,7 @@ class StepGraph(nn.Module):
 
 def _reference(encoder: nn.Module, frames: torch.Tensor) -> tuple[dict[str, np.ndarray], Any]:
     with torch.inference_mode():
-        out, state = encoder.encode(frames, None)
+        out, state = encoder.encode(frames, None, start_scale=0.0)
         second, _ = encoder.encode(frames, state) if encoder.global_every > 1 else (out, state)
     keyframe = {"dense": out.dense, "embedding": out.global_embedding, "memory": state.memory,
                 "global_tokens": state.global_tokens, "global_cls": state.global_cls}
@@ -84,7 +84,7 @@ def export_onnx(encoder: nn.Module, path: str | Path, width: int = 640, height: 
     encoder = encoder.float().eval()
     frames = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        _, state = encoder.encode(frames, None)
+        _, state = encoder.encode(frames, None, start_scale=0.0)
     grid = tuple(int(v) for v in state.global_grid)
     state_args = (state.memory.clone(), state.global_tokens.clone(), state.global_cls.clone())
     step_path = path.with_name(f"{path.stem}_step.onnx")

@@ -6,9 +6,9 @@
 3. otherwise the registry's architecture with a seeded random initialisation, and a logged warning saying that
    outputs are not meaningful features.
 
-The streaming settings ``global_every``, ``global_scale`` and ``global_stages``, and the fusion's ``query_pool``
-(no parameter depends on any of them), are inference-time choices, so the config's values are applied to the
-loaded model whatever the checkpoint was trained with.
+The streaming settings ``global_every``, ``global_scale``, ``global_stages`` and ``global_start_scale``, and the
+fusion's ``query_pool`` (no parameter depends on any of them), are inference-time choices, so the config's values
+are applied to the loaded model whatever the checkpoint was trained with.
 """
 
 from __future__ import annotations
@@ -77,15 +77,16 @@ def load_encoder(cfg: EncoderConfig, device: torch.device | str = "cpu", seed: i
 
 
 def apply_streaming_settings(model: nn.Module, cfg: EncoderConfig) -> None:
-    """Set keyframe interval, global-stream scale and stages, and the fusion's query pooling (when not 0) from the
-    config, validated as the encoder does."""
+    """Set keyframe interval, global-stream scale, stages and first-frame scale, and the fusion's query pooling (when
+    not 0) from the config, validated as the encoder does."""
     stages = int(getattr(cfg, "global_stages", 1))
     pool = int(getattr(cfg, "fusion_query_pool", 0))
     if pool and hasattr(getattr(model, "fusion", None), "query_pool"):
         model.fusion.query_pool = pool  # no parameter depends on it: an inference-time setting like the schedule
     if hasattr(model, "set_schedule"):
         try:
-            model.set_schedule(cfg.global_every, cfg.global_scale, stages)
+            model.set_schedule(cfg.global_every, cfg.global_scale, stages,
+                               float(getattr(cfg, "global_start_scale", 0.0)))
         except ValueError as exc:
             raise ValueError(f"encoder: {exc}") from exc
         return

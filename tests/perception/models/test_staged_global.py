@@ -123,3 +123,38 @@ def test_global_share_beside_the_local_stream_gives_the_same_outputs(encoders, s
         beside.close()
     assert len(threads) == len(frames)
     assert all(name.startswith("test_global_share") and autocast and inference for name, autocast, inference in threads)
+
+
+def test_a_streams_first_frame_runs_at_the_start_scale_until_the_first_staged_run_lands(encoders):
+    """``global_start_scale``: frame 0 runs the global stream whole at the smaller scale (coarse tokens, the memory
+    updated from the learned start), frames up to the next keyframe fuse them, and the staged run that keyframe
+    starts at ``global_scale`` replaces them on its last stage, its memory update continuing from the coarse run's.
+    ``start_scale=0`` (forward, the ONNX export) and unstaged schedules run frame 0 at ``global_scale``."""
+    sync, staged = encoders
+    staged.set_schedule(4, 0.5, 2, 0.25)
+    frames = _frames(7)
+    with torch.inference_mode():
+        log, state = [], None
+        for x in frames:
+            out, state = staged.encode(x, state)
+            log.append((bool(out.keyframe[0]), state.global_grid, state.global_tokens, state.pending))
+        coarse = staged.global_stream(staged.normalise(frames[0]), None, 0.25)
+        full = staged.global_stream(staged.normalise(frames[4]), coarse.memory, 0.5)
+        plain, _ = staged.encode(frames[0], None, start_scale=0.0)
+        sync_out, _ = sync.encode(frames[0], None)
+        assert torch.equal(staged.forward(frames[0]).dense, sync_out.dense)
+        sync.set_schedule(4, 0.5, 1, 0.25)  # unstaged: keyframes are whole runs, the first one too
+        unstaged, unstaged_state = sync.encode(frames[0], None)
+    assert [entry[0] for entry in log] == [True, False, False, False, False, True, False]
+    assert [entry[1] for entry in log] == [coarse.grid] * 5 + [full.grid] * 2 and coarse.grid != full.grid
+    assert log[0][3] is None and log[4][3] is not None and log[4][3].done == 1  # keyframe 4 starts the first staged run
+    assert all(torch.equal(entry[2], coarse.patches) for entry in log[:5])
+    assert torch.equal(log[5][2], full.patches) and torch.equal(state.memory, full.memory)
+    assert torch.equal(plain.dense, sync_out.dense)  # start_scale=0: frame 0 at global_scale
+    assert torch.equal(unstaged.dense, sync_out.dense) and unstaged_state.global_grid == full.grid
+    with pytest.raises(ValueError, match="global_start_scale"):
+        staged.set_schedule(4, 0.5, 2, -0.1)
+    with pytest.raises(ConfigError, match="global_start_scale"):
+        EncoderConfig(global_start_scale=5.0)
+    apply_streaming_settings(staged, EncoderConfig(global_every=8, global_start_scale=0.3))
+    assert staged.global_start_scale == 0.3

@@ -142,6 +142,7 @@ def test_staged_global_runs_batch_like_each_camera_alone(one_torch_thread):
 
 def test_a_realigned_camera_drops_its_staged_run_and_batches_again():
     cfg = load_config(None, ["encoder.name=dualstream_tiny", "encoder.global_every=2", "encoder.global_stages=2",
+                             "encoder.global_start_scale=0",  # every token grid the same: batches only follow phase
                              "runtime.device=cpu", "runtime.precision=fp32", "runtime.warmup_frames=0",
                              "runtime.publish_debug=false"])
     multi = MultiCameraPerceiver(Perceiver(cfg), CAMERAS)
