@@ -9,7 +9,8 @@ autocast -> the detector on the resized image and the fp32 dense map -> boxes ma
 features ``(h, w, C)`` float32 -> PCA picture and overlay only when ``runtime.publish_pca`` /
 ``runtime.publish_debug`` are on. ``timings_ms`` has ``preprocess``, ``encoder``, ``detection``, ``visualise``
 and ``total``. Stamps, frame id and seq are copied from the input frame. With ``runtime.overlap_global`` (CPU) the
-global stream's share of the frame runs on a helper thread while the local stream runs (``runtime/beside.py``).
+global stream's share of the frame runs on a helper thread while the local stream runs (``runtime/beside.py``), also
+with an adapter attached unless it adapts global-stream parameters.
 With ``runtime.overlap_detection`` a
 detector that has an image-only half (``prepare(image)``: motion, the background model) gets it started on a thread
 of its own right after preprocessing, so it runs while the encoder does; ``detection`` then times its feature half
@@ -318,7 +319,11 @@ class Perceiver:
                 state.encoder.pending = None  # a staged global run would mix two versions of the ViT's parameters
         if self._graphs:
             new_graph_step()
-        beside = self._beside if self.adapter is None else None  # an adapter hooks and swaps the model: one thread
+        # an adapter swaps parameters at the frame boundary (before this encode) and hooks the local stream's units on
+        # this thread; the global share beside reads only global-stream modules, so it stays beside unless the adapter
+        # adapts those (or does not say)
+        beside = (self._beside if self.adapter is None or not getattr(self.adapter, "touches_global_stream", True)
+                  else None)
         with torch.inference_mode(), autocast(self.device, self.precision):
             output, state.encoder = encode(self.encoder, pre, state.encoder, beside)
         if self._graphs:

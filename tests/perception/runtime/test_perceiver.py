@@ -273,3 +273,33 @@ def test_global_share_runs_beside_unless_adapting_or_off(small):
     perceiver.adapter = object()  # an attached adapter (its hooks and swaps want the model on one thread)
     perceiver.encode(small[0], stream="other")
     assert len(calls) == len(small)
+
+
+def test_global_share_stays_beside_with_an_adapter_that_leaves_the_global_stream_alone(small):
+    """The default adapted subset (the input affine) and the BN statistics live outside the ViT: the global share
+    keeps running beside the local stream, with the outputs of the one-thread encode; an adapter of global-stream
+    parameters (``params: norm`` takes the ViT's LayerNorms) gets one thread."""
+    from perception.adaptation import attach_online_adapter
+    from perception.adaptation.config import AdaptationConfig
+
+    adapting = Perceiver(_small_cfg("encoder.global_every=2", "encoder.global_stages=2"))
+    serial = Perceiver(_small_cfg("encoder.global_every=2", "encoder.global_stages=2", "runtime.overlap_global=false"))
+    serial.encoder.load_state_dict(adapting.encoder.state_dict())
+    for perceiver in (adapting, serial):
+        adapter, _ = attach_online_adapter(perceiver, AdaptationConfig(enabled=True), start=False)
+        assert not adapter.touches_global_stream
+    calls = []
+    real = adapting._beside.__call__
+    adapting._beside = lambda fn, *args: (calls.append(fn.__name__), real(fn, *args))[1]
+    for frame in list(small) + list(small):
+        a, b = adapting.process(frame), serial.process(frame)
+        assert np.array_equal(a.features, b.features) and np.array_equal(a.global_embedding, b.global_embedding)
+    assert calls == ["_global_share"] * (2 * len(small))
+    other = Perceiver(_small_cfg("encoder.global_every=2", "encoder.global_stages=2"))
+    adapter, _ = attach_online_adapter(other, AdaptationConfig(enabled=True, params="norm"), start=False)
+    assert adapter.touches_global_stream
+    real_other = other._beside.__call__
+    other._beside = lambda fn, *args: (calls.append("other"), real_other(fn, *args))[1]
+    other.process(small[0])
+    other.process(small[1])
+    assert "other" not in calls
