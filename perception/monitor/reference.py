@@ -116,10 +116,10 @@ class ReferenceStats:
             ood.append(low_rank.mahalanobis(x[block] - mean))
             cos.append(_cosine_distance(x[block], mean))
         mean, low_rank = _fit_low_rank(x, shrinkage)
-        stats = cls(mean=mean, cov=low_rank.covariance(), ood_scale=float(np.quantile(np.concatenate(ood), quantile))
-                    + 1e-12, cos_scale=float(np.quantile(np.concatenate(cos), quantile)) + 1e-12, count=len(x),
-                    precision=low_rank.precision())
-        return stats
+        ood_scale = float(np.quantile(np.concatenate(ood), quantile)) + 1e-12
+        cos_scale = float(np.quantile(np.concatenate(cos), quantile)) + 1e-12
+        return cls(mean=mean, cov=low_rank.covariance(), ood_scale=ood_scale, cos_scale=cos_scale, count=len(x),
+                   precision=low_rank.precision())
 
     def ood_score(self, embedding: np.ndarray) -> float:
         """Mahalanobis distance / its reference scale (at most 1 for 90 percent of in-distribution frames)."""
