@@ -98,6 +98,7 @@ class OnlineAdapter:
             attach_input_adapter(model, cfg.input_channels)              # identity until it adapts: the source model's outputs
         self.serving = select_parameters(model, cfg.params, patterns, cfg.first_norms)
         self.names = list(self.serving)
+        self._touches_global = any(name.startswith("global_stream.") for name in self.names)  # read every frame
         self.source: ParamSet = clone_set(self.serving)
         self.device = next(iter(self.serving.values())).device
         self.worker_model = copy.deepcopy(model).eval().requires_grad_(False)
@@ -145,7 +146,7 @@ class OnlineAdapter:
     def touches_global_stream(self) -> bool:
         """Whether the adapted subset has global-stream parameters (a staged global run must then not span a swap:
         its blocks would mix two parameter versions; the perceiver drops such a run)."""
-        return any(name.startswith("global_stream.") for name in self.names)
+        return self._touches_global
 
     def before_frame(self) -> int | None:
         """At a frame boundary: copy the newest published set into the serving model (with the BN statistics

@@ -42,8 +42,10 @@ def _get_controller() -> Any:
 
 def single_threaded_blas() -> ContextManager:
     """A context in which numpy's and scipy's BLAS/LAPACK use one thread (a no-op without ``threadpoolctl``)."""
+    if _pinned:  # called a few times a frame: no controller lookup then
+        return contextlib.nullcontext()
     controller = _get_controller()
-    if controller is None or _pinned:
+    if controller is None:
         return contextlib.nullcontext()
     return controller.limit(limits=1, user_api="blas")
 
