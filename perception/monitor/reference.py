@@ -57,7 +57,7 @@ class _LowRankCov:
     def mahalanobis(self, d: np.ndarray) -> np.ndarray:
         """Distances of the rows of ``d`` (already centred) without forming the D x D precision."""
         if self._dense():
-            return np.sqrt(np.maximum(((d @ self.precision()) * d).sum(axis=1), 0.0))
+            return _mahalanobis(d, 0.0, self.precision())
         projected = d @ self.u
         solved = np.linalg.solve(self._core(), projected.T).T
         squared = ((d * d).sum(axis=1) - (projected * solved).sum(axis=1)) / self.c

@@ -49,29 +49,26 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX tiles); see ``cpu_has_amx`` for when it pays."""
-    if cpu_has_amx():
-        return True
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    if probe is not None:
-        try:
-            return bool(probe())
-        except RuntimeError:
-            return False
-    return False
-
-
-def cpu_has_amx() -> bool:
-    """True when the CPU has AMX tiles that this process may use (the kernel and hypervisor expose them): the one
-    case where bf16 autocast is faster than fp32 on the CPU (module docstring)."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+def _cpu_probe(name: str) -> bool:
+    """``torch.cpu.<name>()`` as a bool; False when this torch has no such probe or it fails."""
+    probe = getattr(torch.cpu, name, None)
     if probe is None:
         return False
     try:
         return bool(probe())
     except RuntimeError:
         return False
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX tiles); see ``cpu_has_amx`` for when it pays."""
+    return cpu_has_amx() or _cpu_probe("_is_avx512_bf16_supported")
+
+
+def cpu_has_amx() -> bool:
+    """True when the CPU has AMX tiles that this process may use (the kernel and hypervisor expose them): the one
+    case where bf16 autocast is faster than fp32 on the CPU (module docstring)."""
+    return _cpu_probe("_is_amx_tile_supported")
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
